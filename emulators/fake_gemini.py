@@ -1,0 +1,284 @@
+"""A fake Gemini API server for tests and for a demo of the AI path without a key.
+
+It speaks the real REST protocol (``POST /{v1,v1beta}/models/{model}:generateContent``
+with an ``x-goog-api-key``), so the real google-genai client reaches it through
+``HttpOptions(base_url=...)`` and every line of our Gemini adapter runs.
+
+Its answers are plausible, not clever: it reads the taxonomy from the request's
+response schema and system instruction, follows a few-shot example whose ticket
+shares most words with the new one (as a model would), and otherwise picks the
+category whose description shares the most words with the ticket.
+
+Control endpoints (not part of the Gemini API):
+
+* ``POST /_fake/script`` with ``{"steps": [...]}`` queues behaviours for the next
+  calls, one step per call: ``{"status": 429, "retry_after": "2"}``, ``{"status": 500}``,
+  ``{"malformed": true}``, ``{"category": "Not-A-Category"}``, ``{"delay_seconds": 3}``
+  (then answers normally), ``{"text": "..."}`` (answers this raw text).
+* ``GET /_fake/calls``: every generateContent request received, in order.
+* ``DELETE /_fake/calls``: forget calls and queued steps.
+* ``GET /_fake/health``.
+
+Standard library only, so it runs from any Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_GENERATE = re.compile(r"^/(v1|v1beta|v1alpha)/models/([A-Za-z0-9._-]+):generateContent$")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be by for from has have i in is it its my of on or our the to we with "
+    "this that not can cannot no please after when while".split()
+)
+_TICKET = re.compile(r"<ticket>\n?(.*?)\n?</ticket>", re.DOTALL)
+_URGENT = ("outage", "down", "production", "prod", "blocked", "breach", "urgent", "critical", "all users")
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def _text_of(content: dict[str, Any]) -> str:
+    return "".join(part.get("text", "") for part in content.get("parts", []))
+
+
+def _ticket_text(turn: str) -> str:
+    match = _TICKET.search(turn)
+    return match.group(1) if match else turn
+
+
+def _google_error(code: int, status: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+class FakeGemini:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None):
+        self.api_key = api_key
+        self.calls: list[dict[str, Any]] = []
+        self.steps: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def do_GET(self) -> None:
+                if self.path == "/_fake/health":
+                    self._send(200, {"status": "ok"})
+                elif self.path == "/_fake/calls":
+                    with fake._lock:
+                        self._send(200, {"calls": list(fake.calls)})
+                else:
+                    self._send(404, _google_error(404, "NOT_FOUND", f"no route {self.path}"))
+
+            def do_DELETE(self) -> None:
+                if self.path == "/_fake/calls":
+                    fake.reset()
+                    self._send(200, {"status": "reset"})
+                else:
+                    self._send(404, _google_error(404, "NOT_FOUND", f"no route {self.path}"))
+
+            def do_POST(self) -> None:
+                body = self._body()
+                if self.path == "/_fake/script":
+                    fake.script(json.loads(body or b"{}").get("steps", []))
+                    self._send(200, {"queued": len(fake.steps)})
+                    return
+                path = self.path.split("?", 1)[0]
+                match = _GENERATE.match(path)
+                if not match:
+                    self._send(404, _google_error(404, "NOT_FOUND", f"no route {path}"))
+                    return
+                status, answer, headers = fake.generate(match.group(2), self.headers, body)
+                self._send(status, answer, headers)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeGemini:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="fake-gemini", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.steps.clear()
+
+    def script(self, steps: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.steps.extend(steps)
+
+    # ------------------------------------------------------------------ the API
+
+    def generate(self, model: str, headers: Any, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        key = headers.get("x-goog-api-key")
+        try:
+            request = json.loads(raw)
+        except json.JSONDecodeError:
+            request = None
+        with self._lock:
+            step = self.steps.popleft() if self.steps else {}
+            call = {"model": model, "request": request, "step": step, "time": time.time()}
+            self.calls.append(call)
+        if self.api_key is not None and key != self.api_key:
+            call["status"] = 403
+            return 403, _google_error(403, "PERMISSION_DENIED", "API key not valid."), {}
+        if request is None or not isinstance(request.get("contents"), list) or not request["contents"]:
+            call["status"] = 400
+            return 400, _google_error(400, "INVALID_ARGUMENT", "contents is required"), {}
+        if "delay_seconds" in step:
+            time.sleep(float(step["delay_seconds"]))
+        if "status" in step:
+            status = int(step["status"])
+            call["status"] = status
+            extra = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
+            name = _STATUS_NAMES.get(status, "UNKNOWN")
+            return status, _google_error(status, name, step.get("message", f"fake {name}")), extra
+        if step.get("malformed"):
+            text = '{"category": "unterminated'
+        elif "text" in step:
+            text = str(step["text"])
+        else:
+            answer = self.answer(request)
+            if "category" in step:
+                answer["category"] = step["category"]
+            text = json.dumps(answer)
+        call["status"] = 200
+        prompt_chars = len(json.dumps(request))
+        usage = {
+            "promptTokenCount": prompt_chars // 4,
+            "candidatesTokenCount": len(text) // 4,
+            "totalTokenCount": prompt_chars // 4 + len(text) // 4,
+        }
+        return (
+            200,
+            {
+                "candidates": [
+                    {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}
+                ],
+                "usageMetadata": usage,
+                "modelVersion": model,
+                "responseId": uuid.uuid4().hex[:16],
+            },
+            {},
+        )
+
+    @staticmethod
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        config = request.get("generationConfig") or {}
+        schema = config.get("responseSchema") or config.get("responseJsonSchema") or {}
+        properties = schema.get("properties") or {}
+
+        def enum(name: str) -> list[str]:
+            return list((properties.get(name) or {}).get("enum") or [])
+
+        categories, priorities, groups = enum("category"), enum("priority"), enum("assignment_group")
+        system = _text_of(request.get("systemInstruction") or {})
+        contents = request["contents"]
+        ticket = _ticket_text(_text_of(contents[-1]))
+        words = _words(ticket)
+
+        # Follow the most similar example, as a model shown few-shot turns would.
+        best_example, best_overlap = None, 0.0
+        for turn, reply in zip(contents[:-1:2], contents[1:-1:2], strict=False):
+            overlap = len(words & _words(_ticket_text(_text_of(turn)))) / max(1, len(words))
+            if overlap > best_overlap:
+                try:
+                    best_example, best_overlap = json.loads(_text_of(reply)), overlap
+                except json.JSONDecodeError:
+                    continue
+        if best_example and best_overlap >= 0.6:
+            return {
+                **{k: best_example[k] for k in ("category", "priority", "assignment_group") if k in best_example},
+                "confidence": round(0.6 + 0.4 * best_overlap, 2),
+                "rationale": "Matches a similar past ticket.",
+            }
+
+        descriptions = {}
+        routes = {}
+        for line in system.splitlines():
+            for name in categories:
+                if line.startswith(f"- {name}:"):
+                    descriptions[name] = line[len(name) + 3 :]
+                    routed = re.search(r"\(usually routed to (.+)\)$", line)
+                    if routed:
+                        routes[name] = routed.group(1)
+        scores = {name: len(words & _words(f"{name} {descriptions.get(name, '')}")) for name in categories}
+        category = max(categories, key=lambda name: scores[name]) if categories else "General"
+        urgent = any(marker in ticket.lower() for marker in _URGENT)
+        priority = (priorities[1] if urgent else priorities[len(priorities) // 2]) if priorities else "Medium"
+        group = routes.get(category) if routes.get(category) in groups else (groups[0] if groups else "Service Desk")
+        mentioned = sorted(words & _words(descriptions.get(category, "")))[:4]
+        return {
+            "category": category,
+            "priority": priority,
+            "assignment_group": group,
+            "confidence": round(min(0.95, 0.5 + 0.1 * scores.get(category, 0)), 2),
+            "rationale": f"The ticket mentions {', '.join(mentioned) or 'nothing specific'}.",
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    arguments = parser.parse_args()
+    fake = FakeGemini(arguments.host, arguments.port, arguments.api_key)
+    print(f"fake Gemini listening on {fake.base_url}", flush=True)
+    try:
+        fake.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Cloud Functions entry points: ``api`` (HTTP) and ``process_ticket`` (Pub/Sub CloudEvent).
+
+Entry points only: decode the request or event, call the service with the
+components from ``bootstrap``, encode the answer. The logic lives in ``triage``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from triage import bootstrap, messages, service, web
+from triage.errors import PermanentError
+
+log = logging.getLogger("triage.worker")
+
+
+@functions_framework.http
+def api(request: flask.Request) -> flask.Response:
+    bootstrap.settings()
+    return web.handle(request)
+
+
+@functions_framework.cloud_event
+def process_ticket(cloud_event: CloudEvent) -> None:
+    """Returning acknowledges the message; raising makes Pub/Sub deliver it again."""
+    bootstrap.settings()
+    try:
+        message = messages.decode_pubsub_event(cloud_event.get_data(), service.MESSAGE_KINDS)
+        if message.kind == service.WARM_UP:
+            outcome = service.warm_up(embedder=bootstrap.embedder())
+        elif message.kind == service.REMEMBER:
+            outcome = service.remember(
+                message.ticket_id,
+                store=bootstrap.store(),
+                embedder=bootstrap.embedder(),
+                memory=bootstrap.memory(),
+                options=bootstrap.processing_options(),
+            )
+        else:
+            outcome = service.process(
+                message.ticket_id,
+                store=bootstrap.store(),
+                embedder=bootstrap.embedder(),
+                memory=bootstrap.memory(),
+                classifier=bootstrap.classifier(),
+                taxonomy=bootstrap.taxonomy(),
+                clock=bootstrap.clock(),
+                options=bootstrap.processing_options(),
+            )
+    except PermanentError as error:
+        log.error(
+            "message acknowledged without processing",
+            extra={"event_id": cloud_event["id"], "error": f"{type(error).__name__}: {error}"},
+        )
+        return
+    log.info(
+        "message handled",
+        extra={"event_id": cloud_event["id"], "ticket_id": outcome.ticket_id, "action": outcome.action},
+    )

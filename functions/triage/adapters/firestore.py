@@ -1,0 +1,115 @@
+"""TicketStore on Cloud Firestore (or its emulator, when FIRESTORE_EMULATOR_HOST is set).
+
+One document per ticket, keyed by ticket id. Every change goes through a
+transaction that reads the ticket, applies a pure transition from ``domain`` and
+writes the result, so concurrent deliveries and a human's correction never
+overwrite each other. This module must never decide a transition itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as google_exceptions
+from google.api_core.retry import Retry
+from google.cloud import firestore
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from ..domain import Ticket, ticket_from_record, ticket_to_record
+from ..errors import StoreUnavailable, UnknownTicket
+
+
+def _is_contention(error: BaseException) -> bool:
+    # The library reports an aborted commit as a ValueError caused by Aborted.
+    return isinstance(error, google_exceptions.Aborted) or isinstance(error.__cause__, google_exceptions.Aborted)
+
+
+def _to_document(ticket: Ticket) -> dict[str, Any]:
+    record = ticket_to_record(ticket)
+    # Firestore cannot store every JSON value (arrays of arrays, for one); keep the
+    # caller's free-form metadata as the JSON text it arrived as.
+    record["metadata"] = json.dumps(record["metadata"], ensure_ascii=False, separators=(",", ":"))
+    return record
+
+
+def _from_document(document: dict[str, Any]) -> Ticket:
+    document = dict(document)
+    metadata = document.get("metadata")
+    document["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata or {}
+    return ticket_from_record(document)
+
+
+class FirestoreTicketStore:
+    def __init__(self, client: firestore.Client, collection: str, *, timeout_seconds: float = 10.0):
+        self._client = client
+        self._collection = client.collection(collection)
+        self._timeout = timeout_seconds
+        self._retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (google_exceptions.GoogleAPIError, TimeoutError, ValueError) as error:
+            if isinstance(error, google_exceptions.AlreadyExists) or (
+                isinstance(error, ValueError) and not _is_contention(error)
+            ):
+                raise
+            raise StoreUnavailable(f"Firestore {what} failed: {type(error).__name__}: {error}") from error
+
+    def create(self, ticket: Ticket) -> Ticket | None:
+        reference = self._collection.document(ticket.ticket_id)
+        with self._translated("create"):
+            try:
+                reference.create(_to_document(ticket), retry=self._retry, timeout=self._timeout)
+                return None
+            except google_exceptions.AlreadyExists:
+                pass
+        existing = self.get(ticket.ticket_id)
+        if existing is None:  # deleted again between the two calls: a failed publish undone
+            raise StoreUnavailable(f"ticket {ticket.ticket_id} vanished while being created")
+        return existing
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        with self._translated("read"):
+            snapshot = self._collection.document(ticket_id).get(retry=self._retry, timeout=self._timeout)
+        return _from_document(snapshot.to_dict()) if snapshot.exists else None
+
+    def update(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket:
+        reference = self._collection.document(ticket_id)
+
+        @firestore.transactional
+        def apply(transaction: firestore.Transaction) -> Ticket:
+            snapshot = reference.get(transaction=transaction, retry=self._retry, timeout=self._timeout)
+            if not snapshot.exists:
+                raise UnknownTicket(f"no ticket with id {ticket_id!r}")
+            updated = transition(_from_document(snapshot.to_dict()))
+            transaction.set(reference, _to_document(updated))
+            return updated
+
+        # Contention aborts a transaction (at its read or its commit); the library would retry
+        # at once, so it gets one attempt and this loop retries with jittered backoff instead.
+        retrying = Retrying(
+            retry=retry_if_exception(_is_contention),
+            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+            stop=stop_after_delay(self._timeout),
+            reraise=True,
+        )
+        with self._translated("transaction"):
+            return retrying(lambda: apply(self._client.transaction(max_attempts=1)))
+
+    def mark_published(self, ticket_id: str, now: datetime) -> None:
+        # A field update, not a transaction: it touches nothing a transition decides, and
+        # costs a third of a read-modify-write on the ingest path.
+        with self._translated("update"):
+            self._collection.document(ticket_id).update(
+                {"published": True, "updated_at": now}, retry=self._retry, timeout=self._timeout
+            )
+
+    def delete(self, ticket_id: str) -> None:
+        with self._translated("delete"):
+            self._collection.document(ticket_id).delete(retry=self._retry, timeout=self._timeout)

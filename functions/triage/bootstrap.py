@@ -1,0 +1,159 @@
+"""The composition root: builds each adapter on first use, once per process.
+
+Nothing is created at import time (a cold start pays only for what its entry
+point touches: the API never loads the embedding model), and nothing per request.
+Tests swap in their own components with ``override`` and clear them with ``reset``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from . import logs
+from .config import Settings, load_settings, load_taxonomy
+from .domain import Taxonomy
+from .ports import Classifier, Clock, Embedder, Memory, Publisher, TicketStore
+from .service import ProcessingOptions
+
+VERSION = "0.1.0"
+
+T = TypeVar("T")
+_lock = threading.RLock()
+_built: dict[str, Any] = {}
+_overrides: dict[str, Any] = {}
+
+
+def _component(name: str, factory: Callable[[], T]) -> T:
+    if name in _overrides:
+        return _overrides[name]
+    built = _built.get(name)
+    if built is not None:
+        return built
+    with _lock:
+        if name not in _built:
+            _built[name] = factory()
+        return _built[name]
+
+
+def override(**components: Any) -> None:
+    """Use these components instead of building them (tests, tools)."""
+    _overrides.update(components)
+
+
+def reset() -> None:
+    with _lock:
+        _built.clear()
+        _overrides.clear()
+
+
+def settings() -> Settings:
+    def build() -> Settings:
+        loaded = load_settings()
+        logs.configure(loaded.log_level)
+        return loaded
+
+    return _component("settings", build)
+
+
+def taxonomy() -> Taxonomy:
+    return _component("taxonomy", lambda: load_taxonomy(settings().taxonomy_file))
+
+
+def clock() -> Clock:
+    return _component("clock", lambda: lambda: datetime.now(UTC))
+
+
+def store() -> TicketStore:
+    def build() -> TicketStore:
+        from google.cloud import firestore
+
+        from .adapters.firestore import FirestoreTicketStore
+
+        config = settings()
+        return FirestoreTicketStore(firestore.Client(project=config.google_cloud_project), config.tickets_collection)
+
+    return _component("store", build)
+
+
+def publisher() -> Publisher:
+    def build() -> Publisher:
+        from .adapters.pubsub import PubSubPublisher
+
+        config = settings()
+        return PubSubPublisher.create(
+            config.google_cloud_project, config.tickets_topic, timeout_seconds=config.publish_timeout_seconds
+        )
+
+    return _component("publisher", build)
+
+
+def embedder() -> Embedder:
+    def build() -> Embedder:
+        from .adapters.embedder import SentenceTransformerEmbedder
+
+        config = settings()
+        return SentenceTransformerEmbedder(config.embedding_model, config.embedding_model_path)
+
+    return _component("embedder", build)
+
+
+def memory() -> Memory:
+    def build() -> Memory:
+        from .adapters.chroma import ChromaMemory
+
+        config = settings()
+        return ChromaMemory.connect(
+            host=config.chroma_host,
+            port=config.chroma_port,
+            ssl=config.chroma_ssl,
+            token=config.chroma_token.get_secret_value() if config.chroma_token else None,
+            tenant=config.chroma_tenant,
+            database=config.chroma_database,
+            collection=config.chroma_collection,
+            embedding_model=config.embedding_model,
+        )
+
+    return _component("memory", build)
+
+
+def classifier() -> Classifier:
+    def build() -> Classifier:
+        config = settings()
+        if config.uses_gemini:
+            from .adapters.gemini import GeminiClassifier
+
+            assert config.gemini_api_key is not None
+            return GeminiClassifier(
+                api_key=config.gemini_api_key.get_secret_value(),
+                model=config.gemini_model,
+                base_url=config.gemini_base_url,
+                timeout_seconds=config.gemini_timeout_seconds,
+                max_attempts=config.gemini_max_attempts,
+                retry_initial_seconds=config.gemini_retry_initial_seconds,
+                retry_max_seconds=config.gemini_retry_max_seconds,
+                output_attempts=config.gemini_output_attempts,
+            )
+        from .adapters.local_classifier import LocalEmbeddingClassifier
+
+        return LocalEmbeddingClassifier(embedder(), human_weight=config.memory_human_weight)
+
+    return _component("classifier", build)
+
+
+def processing_options() -> ProcessingOptions:
+    def build() -> ProcessingOptions:
+        config = settings()
+        return ProcessingOptions(
+            memory_policy=config.memory_policy,
+            memory_neighbours=config.memory_neighbours,
+            few_shot_max_examples=config.few_shot_max_examples,
+            few_shot_max_chars=config.few_shot_max_chars,
+            model_text_max_chars=config.model_text_max_chars,
+            processing_lease_seconds=config.processing_lease_seconds,
+            max_delivery_attempts=config.max_delivery_attempts,
+        )
+
+    return _component("processing_options", build)

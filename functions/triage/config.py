@@ -1,0 +1,128 @@
+"""Settings, read once per process from the environment.
+
+Each field's environment variable is its name in upper case, the same name the
+README's table, the tests and Terraform use. Emulators are chosen only by
+``FIRESTORE_EMULATOR_HOST`` / ``PUBSUB_EMULATOR_HOST`` being set, which the Google
+client libraries read themselves: nothing here branches on "local".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .domain import Taxonomy
+from .errors import ConfigurationError
+from .policy import MemoryPolicy
+
+DEFAULT_TAXONOMY_FILE = Path(__file__).with_name("default_taxonomy.json")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+
+    google_cloud_project: str = "triage-local"
+    tickets_topic: str = "tickets"
+    tickets_collection: str = "tickets"
+    default_tenant: str = "default"
+    publish_timeout_seconds: float = Field(10.0, gt=0)
+
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = Field(8000, gt=0, lt=65536)
+    chroma_ssl: bool = False
+    chroma_token: SecretStr | None = None
+    chroma_tenant: str = "default_tenant"
+    chroma_database: str = "default_database"
+    chroma_collection: str = "tickets"
+
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_model_path: str | None = None
+
+    classifier: Literal["auto", "gemini", "local"] = "auto"
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-3.5-flash"
+    gemini_base_url: str | None = None
+    gemini_timeout_seconds: float = Field(30.0, gt=0)
+    gemini_max_attempts: int = Field(5, ge=1)
+    gemini_retry_initial_seconds: float = Field(1.0, gt=0)
+    gemini_retry_max_seconds: float = Field(60.0, gt=0)
+    gemini_output_attempts: int = Field(2, ge=1)
+
+    taxonomy_file: Path = DEFAULT_TAXONOMY_FILE
+
+    api_keys: SecretStr | None = None
+    public_base_url: str | None = None
+    max_body_bytes: int = Field(256 * 1024, gt=0)
+    model_text_max_chars: int = Field(4_000, gt=0)
+
+    max_delivery_attempts: int = Field(5, ge=1)
+    processing_lease_seconds: float = Field(120.0, gt=0)
+
+    memory_neighbours: int = Field(10, ge=1, le=100)
+    memory_near_duplicate_similarity: float = MemoryPolicy.near_duplicate_similarity
+    memory_human_near_duplicate_similarity: float = MemoryPolicy.human_near_duplicate_similarity
+    memory_agreement_neighbours: int = MemoryPolicy.agreement_neighbours
+    memory_agreement_similarity: float = MemoryPolicy.agreement_similarity
+    memory_agreement_share: float = MemoryPolicy.agreement_share
+    memory_human_weight: float = MemoryPolicy.human_weight
+
+    few_shot_max_examples: int = Field(8, ge=0)
+    few_shot_max_chars: int = Field(6_000, ge=0)
+
+    log_level: str = "INFO"
+
+    @property
+    def memory_policy(self) -> MemoryPolicy:
+        return MemoryPolicy(
+            near_duplicate_similarity=self.memory_near_duplicate_similarity,
+            human_near_duplicate_similarity=self.memory_human_near_duplicate_similarity,
+            agreement_neighbours=self.memory_agreement_neighbours,
+            agreement_similarity=self.memory_agreement_similarity,
+            agreement_share=self.memory_agreement_share,
+            human_weight=self.memory_human_weight,
+        )
+
+    @property
+    def uses_gemini(self) -> bool:
+        if self.classifier == "gemini":
+            return True
+        return self.classifier == "auto" and self.gemini_api_key is not None
+
+    @property
+    def api_key_digests(self) -> tuple[bytes, ...]:
+        """SHA-256 digests of the accepted API keys; entries may be given as ``sha256:<hex>``."""
+        if self.api_keys is None:
+            return ()
+        digests = []
+        for entry in self.api_keys.get_secret_value().split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            if entry.startswith("sha256:"):
+                digests.append(bytes.fromhex(entry.removeprefix("sha256:")))
+            else:
+                digests.append(hashlib.sha256(entry.encode()).digest())
+        return tuple(digests)
+
+
+def load_settings() -> Settings:
+    try:
+        settings = Settings()
+        _ = settings.memory_policy, settings.api_key_digests
+    except (ValidationError, ValueError) as error:
+        raise ConfigurationError(f"invalid configuration: {error}") from error
+    if settings.classifier == "gemini" and settings.gemini_api_key is None:
+        raise ConfigurationError("CLASSIFIER=gemini needs GEMINI_API_KEY")
+    return settings
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    try:
+        return Taxonomy.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, ValueError) as error:
+        raise ConfigurationError(f"cannot load the taxonomy from TAXONOMY_FILE={path}: {error}") from error

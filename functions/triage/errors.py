@@ -1,0 +1,136 @@
+"""The engine's one exception hierarchy.
+
+Every error the engine raises on purpose is a ``TriageError``. Where it lands
+decides what happens next, so the tree is drawn by consequence::
+
+    TriageError
+    ├── BadRequest                 the API answers 4xx (400 unless a subclass says); nothing is stored
+    │   ├── Unauthorized           401
+    │   ├── NotFound               404
+    │   ├── MethodNotAllowed       405
+    │   ├── Conflict               409 (an idempotency key reused with another body)
+    │   ├── PayloadTooLarge        413
+    │   ├── UnsupportedMediaType   415
+    │   ├── ValidationFailed       422 (a body that does not fit the schema)
+    │   └── InvalidLabels          422 (a label outside the taxonomy)
+    ├── TransientError             the worker raises, so Pub/Sub redelivers; the API answers 503
+    │   ├── StoreUnavailable       Firestore did not answer
+    │   ├── PublishFailed          Pub/Sub did not acknowledge a publish
+    │   ├── MemoryUnavailable      the Chroma server did not answer
+    │   ├── ClassifierUnavailable  the LLM kept failing after its retries (429, 5xx, timeouts)
+    │   └── TicketBusy             another delivery holds the ticket's lease
+    ├── PermanentError             the worker records ``Failed`` with the reason and acknowledges
+    │   ├── MalformedMessage       a Pub/Sub message that is not ours
+    │   ├── UnknownTicket          a message for a ticket that does not exist
+    │   └── InvalidModelOutput     the LLM's answer did not parse or fell outside the taxonomy
+    └── ConfigurationError         the process cannot start: a bad setting or a memory built by
+                                   another embedding model
+
+This module must never import anything outside the standard library.
+"""
+
+from __future__ import annotations
+
+
+class TriageError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigurationError(TriageError):
+    """A setting, taxonomy or memory the process cannot work with."""
+
+
+class BadRequest(TriageError):
+    """The caller sent something the engine will not accept (HTTP 4xx)."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: object = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class Unauthorized(BadRequest):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(BadRequest):
+    status_code = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(BadRequest):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class Conflict(BadRequest):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(BadRequest):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(BadRequest):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class ValidationFailed(BadRequest):
+    status_code = 422
+    code = "validation_failed"
+
+
+class InvalidLabels(BadRequest):
+    status_code = 422
+    code = "invalid_labels"
+
+
+class TransientError(TriageError):
+    """A fault that may pass: retry later (the worker raises, the API answers 503)."""
+
+    retry_after_seconds = 1
+
+
+class StoreUnavailable(TransientError):
+    pass
+
+
+class PublishFailed(TransientError):
+    pass
+
+
+class MemoryUnavailable(TransientError):
+    pass
+
+
+class ClassifierUnavailable(TransientError):
+    pass
+
+
+class TicketBusy(TransientError):
+    """Another delivery of the same ticket is being processed right now."""
+
+
+class PermanentError(TriageError):
+    """A fault that retrying cannot fix: record ``Failed`` and acknowledge."""
+
+
+class MalformedMessage(PermanentError):
+    pass
+
+
+class UnknownTicket(PermanentError):
+    pass
+
+
+class InvalidModelOutput(PermanentError):
+    pass

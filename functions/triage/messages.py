@@ -1,0 +1,50 @@
+"""The work message the API publishes and the worker receives: ``{"ticket_id", "kind"}``.
+
+Pure encoding and decoding; this module must never talk to Pub/Sub itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import MalformedMessage
+
+_TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+WARM_UP = "warm_up"  # carries no ticket
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkMessage:
+    ticket_id: str
+    kind: str
+
+
+def encode(ticket_id: str, kind: str) -> bytes:
+    return json.dumps({"ticket_id": ticket_id, "kind": kind}, separators=(",", ":")).encode()
+
+
+def decode_pubsub_event(data: Any, kinds: tuple[str, ...]) -> WorkMessage:
+    """Decode the ``data`` of a Pub/Sub CloudEvent (``{"message": {"data": base64, ...}}``)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("message"), Mapping):
+        raise MalformedMessage("the event carries no Pub/Sub message")
+    encoded = data["message"].get("data")
+    if not isinstance(encoded, str):
+        raise MalformedMessage("the Pub/Sub message has no data")
+    try:
+        payload = json.loads(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError) as error:
+        raise MalformedMessage(f"the message data is not base64-encoded JSON: {error}") from error
+    if not isinstance(payload, Mapping):
+        raise MalformedMessage("the message data is not a JSON object")
+    ticket_id, kind = payload.get("ticket_id", ""), payload.get("kind", kinds[0])
+    if kind not in kinds:
+        raise MalformedMessage(f"unknown message kind {kind!r}")
+    if kind != WARM_UP and (not isinstance(ticket_id, str) or not _TICKET_ID.match(ticket_id)):
+        raise MalformedMessage(f"the message has no valid ticket_id: {ticket_id!r}")
+    return WorkMessage(ticket_id=str(ticket_id), kind=kind)

@@ -1,0 +1,151 @@
+"""The OpenAPI 3.1 description served at ``/openapi.json``, generated from ``schemas``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from . import schemas
+
+_MODELS = (
+    (schemas.ClassifyRequest, "validation"),
+    (schemas.FeedbackRequest, "validation"),
+    (schemas.ClassifyAccepted, "serialization"),
+    (schemas.TicketView, "serialization"),
+    (schemas.ErrorBody, "serialization"),
+    (schemas.Health, "serialization"),
+)
+
+_ERRORS = {
+    "400": "Malformed JSON or header",
+    "401": "Missing or invalid API key",
+    "404": "No such ticket or route",
+    "405": "Method not allowed on this route",
+    "409": "Idempotency-Key reused with a different body",
+    "413": "Body larger than MAX_BODY_BYTES",
+    "415": "Body is not application/json",
+    "422": "Body does not fit the schema, or labels outside the taxonomy",
+    "503": "Firestore, Pub/Sub or Chroma unavailable; retry after Retry-After seconds",
+}
+
+
+def _ref(model: type) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {code: _json(schemas.ErrorBody, _ERRORS[code]) for code in codes}
+
+
+_TICKET_ID = {
+    "name": "ticket_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+}
+
+
+@functools.cache
+def document(version: str) -> dict[str, Any]:
+    _, definitions = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
+    body_errors = ("400", "401", "405", "413", "415", "422", "503")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ticket triage engine",
+            "version": version,
+            "description": (
+                "Accepts IT tickets, classifies them in the background (from a semantic memory of past "
+                "tickets when the evidence is strong, else with an LLM) and learns from human corrections."
+            ),
+        },
+        "security": [{"ApiKey": []}, {"Bearer": []}],
+        "paths": {
+            "/classify": {
+                "post": {
+                    "operationId": "classify",
+                    "summary": "Submit a ticket; answers 202 once it is stored and queued",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "Repeating a request with the same key returns the same ticket.",
+                            "schema": {"type": "string", "maxLength": schemas.IDEMPOTENCY_KEY_MAX_CHARS},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(schemas.ClassifyRequest)}},
+                    },
+                    "responses": {
+                        "202": {
+                            **_json(schemas.ClassifyAccepted, "Stored as Pending and queued for classification"),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(*body_errors, "409"),
+                    },
+                }
+            },
+            "/tickets/{ticket_id}": {
+                "get": {
+                    "operationId": "getTicket",
+                    "summary": "A ticket's status, labels and how they were reached",
+                    "parameters": [_TICKET_ID],
+                    "responses": {
+                        "200": _json(schemas.TicketView, "The ticket"),
+                        **_errors("401", "404", "405", "503"),
+                    },
+                }
+            },
+            "/tickets/{ticket_id}/feedback": {
+                "post": {
+                    "operationId": "recordFeedback",
+                    "summary": "Correct a ticket's labels; the memory learns at once",
+                    "parameters": [_TICKET_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(schemas.FeedbackRequest)}},
+                    },
+                    "responses": {
+                        "200": _json(schemas.TicketView, "The corrected ticket"),
+                        **_errors(*body_errors, "404"),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness; needs no API key",
+                    "security": [],
+                    "responses": {"200": _json(schemas.Health, "Alive")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1 document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_errors("401"),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

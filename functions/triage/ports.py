@@ -1,0 +1,74 @@
+"""The outside things the service talks to, one small Protocol each.
+
+Adapters in ``triage.adapters`` implement these against Google Cloud, Chroma and
+the models; the tests implement them in memory. This module must never import an
+adapter or a client library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from .domain import Classification, Labels, LabelSource, MemoryEntry, Neighbour, Taxonomy, Ticket
+
+
+class TicketStore(Protocol):
+    def create(self, ticket: Ticket) -> Ticket | None:
+        """Store a new ticket; return None if created, else the ticket already stored under its id."""
+
+    def get(self, ticket_id: str) -> Ticket | None: ...
+
+    def update(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket:
+        """Apply ``transition`` atomically (read, transform, write, retried on contention).
+
+        Raises UnknownTicket if there is no such ticket and lets ``domain.Unchanged``
+        through, having written nothing.
+        """
+
+    def mark_published(self, ticket_id: str, now: datetime) -> None:
+        """Record that the ticket's work message was acknowledged (a single field write, no transaction)."""
+
+    def delete(self, ticket_id: str) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, ticket_id: str, kind: str) -> str:
+        """Publish a work message and return its message id once Pub/Sub has acknowledged it."""
+
+
+class Embedder(Protocol):
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-length vectors, so that a dot product is the cosine similarity."""
+
+
+class Memory(Protocol):
+    def nearest(self, embedding: Sequence[float], *, tenant: str, limit: int) -> list[Neighbour]: ...
+
+    def remember(self, entry: MemoryEntry) -> None:
+        """Insert or replace the entry with this ticket id (idempotent)."""
+
+    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
+        """Give an entry, and entries answered from it, new labels; False if it is not in memory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationRequest:
+    text: str
+    embedding: Sequence[float]
+    examples: Sequence[Neighbour]
+    taxonomy: Taxonomy
+
+
+class Classifier(Protocol):
+    name: str
+
+    def classify(self, request: ClassificationRequest) -> Classification:
+        """Labels inside the taxonomy, or InvalidModelOutput / ClassifierUnavailable."""
+
+
+Clock = Callable[[], datetime]

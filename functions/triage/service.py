@@ -1,0 +1,457 @@
+"""The engine's three use cases: ingest a ticket, process it, record a human's correction.
+
+Orchestration only: each function takes its collaborators as arguments (ports,
+never adapters) and leaves the rules to ``domain`` and ``policy``. This module
+must never import a client library or read the environment.
+
+Delivery is at-least-once everywhere, so every step is idempotent: a ticket id is
+derived from the caller's idempotency key, the worker claims a ticket before work
+and records its answer only if the ticket is still Pending, and memory writes are
+upserts by ticket id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from . import domain, messages, policy
+from .domain import Classification, Labels, LabelSource, MemoryEntry, Path, Status, Taxonomy, Ticket
+from .errors import (
+    Conflict,
+    InvalidLabels,
+    InvalidModelOutput,
+    NotFound,
+    PermanentError,
+    TransientError,
+    UnknownTicket,
+)
+from .ports import ClassificationRequest, Classifier, Clock, Embedder, Memory, Publisher, TicketStore
+
+log = logging.getLogger(__name__)
+
+CLASSIFY = "classify"
+REMEMBER = "remember"
+WARM_UP = messages.WARM_UP
+MESSAGE_KINDS = (CLASSIFY, REMEMBER, WARM_UP)
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    title: str
+    description: str = ""
+    source: str | None = None
+    external_id: str | None = None
+    reporter: str | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    idempotency_key: str | None = None
+    tenant: str = "default"
+
+    def fingerprint(self) -> str:
+        content = {
+            "title": self.title,
+            "description": self.description,
+            "source": self.source,
+            "external_id": self.external_id,
+            "reporter": self.reporter,
+            "metadata": self.metadata,
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def natural_key(self) -> str | None:
+        """What makes two submissions the same ticket: the source's own id, else the caller's key."""
+        if self.source and self.external_id:
+            return f"external\x00{self.tenant}\x00{self.source}\x00{self.external_id}"
+        if self.idempotency_key:
+            return f"idempotency\x00{self.tenant}\x00{self.idempotency_key}"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestResult:
+    ticket: Ticket
+    created: bool
+
+
+def ticket_id_for(natural_key: str) -> str:
+    return hashlib.sha256(natural_key.encode()).hexdigest()[:32]
+
+
+def ingest(
+    submission: Submission,
+    *,
+    store: TicketStore,
+    publisher: Publisher,
+    clock: Clock,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    in_flight_for: timedelta = timedelta(seconds=30),
+) -> IngestResult:
+    """Store the ticket as Pending and publish it; return once Pub/Sub has acknowledged.
+
+    If the publish fails the ticket is deleted again, so a ticket either exists and
+    is on its way to the worker or does not exist; the caller retries. A repeated
+    submission (same source and external id, or same Idempotency-Key) returns the
+    ticket already made and publishes nothing, unless the first attempt stored the
+    ticket and died without seeing its publish acknowledged (the ticket is still
+    unpublished after ``in_flight_for``, longer than a publish may take), in which
+    case it publishes now.
+    """
+    natural_key = submission.natural_key()
+    now = clock()
+    ticket = Ticket(
+        ticket_id=ticket_id_for(natural_key) if natural_key else new_id(),
+        tenant=submission.tenant,
+        title=submission.title,
+        description=submission.description,
+        source=submission.source,
+        external_id=submission.external_id,
+        reporter=submission.reporter,
+        metadata=dict(submission.metadata),
+        fingerprint=submission.fingerprint(),
+        created_at=now,
+        updated_at=now,
+    )
+    existing = store.create(ticket)
+    if existing is not None:
+        if (
+            submission.idempotency_key
+            and not (submission.source and submission.external_id)
+            and existing.fingerprint != ticket.fingerprint
+        ):
+            raise Conflict(
+                "this Idempotency-Key was already used with a different request body",
+                code="idempotency_key_reused",
+            )
+        if existing.published or clock() - existing.created_at < in_flight_for:
+            # Published, or the first request is still publishing it: either way it is on its way.
+            log.info("duplicate submission", extra={"ticket_id": existing.ticket_id, "status": existing.status.value})
+            return IngestResult(existing, created=False)
+        # The first request stored it but died before its publish was acknowledged.
+        log.warning("completing the publish of an earlier submission", extra={"ticket_id": existing.ticket_id})
+        return IngestResult(_publish(existing, store=store, publisher=publisher, clock=clock, undo=False), False)
+    return IngestResult(_publish(ticket, store=store, publisher=publisher, clock=clock, undo=True), created=True)
+
+
+def _publish(ticket: Ticket, *, store: TicketStore, publisher: Publisher, clock: Clock, undo: bool) -> Ticket:
+    try:
+        publisher.publish(ticket.ticket_id, CLASSIFY)
+    except TransientError:
+        if undo:
+            try:
+                store.delete(ticket.ticket_id)
+            except TransientError:
+                log.error(
+                    "publish failed and the ticket could not be deleted; it stays Pending unpublished",
+                    extra={"ticket_id": ticket.ticket_id},
+                )
+        raise
+    try:
+        store.mark_published(ticket.ticket_id, clock())
+    except TransientError:
+        # The message is out, so the worker will process the ticket; only the flag that
+        # stops a late duplicate submission from publishing again is missing.
+        log.warning("published but could not record it", extra={"ticket_id": ticket.ticket_id})
+    return dataclasses.replace(ticket, published=True)
+
+
+def get_ticket(ticket_id: str, *, store: TicketStore) -> Ticket:
+    ticket = store.get(ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket with id {ticket_id!r}")
+    return ticket
+
+
+# --------------------------------------------------------------------------- process
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessingOptions:
+    memory_policy: policy.MemoryPolicy = dataclasses.field(default_factory=policy.MemoryPolicy)
+    memory_neighbours: int = 10
+    few_shot_max_examples: int = 8
+    few_shot_max_chars: int = 6_000
+    model_text_max_chars: int = 4_000
+    processing_lease_seconds: float = 120.0
+    max_delivery_attempts: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one delivery did, for the log and the tests."""
+
+    action: str  # classified | skipped | failed | remembered
+    ticket_id: str
+    status: Status | None = None
+    detail: str = ""
+
+
+def process(
+    ticket_id: str,
+    *,
+    store: TicketStore,
+    embedder: Embedder,
+    memory: Memory,
+    classifier: Classifier,
+    taxonomy: Taxonomy,
+    clock: Clock,
+    options: ProcessingOptions = ProcessingOptions(),
+) -> Outcome:
+    """Classify one ticket, from memory when the evidence is strong, else with the classifier.
+
+    Raises TransientError (or any unexpected error) for Pub/Sub to redeliver; turns a
+    PermanentError into ``Failed`` and returns, so the message is acknowledged.
+    """
+    try:
+        ticket = store.update(
+            ticket_id,
+            lambda t: domain.claim(
+                t,
+                now=clock(),
+                lease_seconds=options.processing_lease_seconds,
+                max_attempts=options.max_delivery_attempts,
+            ),
+        )
+    except domain.Unchanged as unchanged:
+        return Outcome("skipped", ticket_id, unchanged.ticket.status, unchanged.reason)
+    if ticket.status is Status.FAILED:
+        log.error("ticket failed", extra={"ticket_id": ticket_id, "reason": ticket.last_error})
+        return Outcome("failed", ticket_id, Status.FAILED, ticket.last_error or "")
+
+    started = time.perf_counter()
+    try:
+        classification, entry = _classify(
+            ticket, embedder=embedder, memory=memory, classifier=classifier, taxonomy=taxonomy, options=options
+        )
+        memory.remember(entry)
+        try:
+            final = store.update(ticket_id, lambda t: domain.complete(t, classification, now=clock()))
+        except domain.Unchanged as unchanged:
+            final = unchanged.ticket
+            if final.status is Status.CORRECTED_BY_HUMAN and final.labels:
+                # A human corrected the ticket while we worked: the memory keeps their labels.
+                memory.remember(dataclasses.replace(entry, labels=final.labels, label_source=LabelSource.HUMAN))
+            return Outcome("skipped", ticket_id, final.status, f"answer discarded: {unchanged.reason}")
+    except PermanentError as error:
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            failed = store.update(ticket_id, lambda t: domain.fail(t, reason, now=clock()))
+        except domain.Unchanged as unchanged:
+            failed = unchanged.ticket
+        log.error("ticket failed", extra={"ticket_id": ticket_id, "reason": reason})
+        return Outcome("failed", ticket_id, failed.status, reason)
+    except Exception as error:
+        _note_error(ticket_id, error, store=store, clock=clock)
+        raise
+
+    log.info(
+        "ticket classified",
+        extra={
+            "ticket_id": ticket_id,
+            "status": final.status.value,
+            "path": classification.path.value,
+            "classifier": classification.classifier,
+            "similarity": classification.similarity,
+            "confidence": classification.confidence,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "attempt": ticket.attempts,
+        },
+    )
+    return Outcome("classified", ticket_id, final.status)
+
+
+def _classify(
+    ticket: Ticket,
+    *,
+    embedder: Embedder,
+    memory: Memory,
+    classifier: Classifier,
+    taxonomy: Taxonomy,
+    options: ProcessingOptions,
+) -> tuple[Classification, MemoryEntry]:
+    text = ticket.model_text(options.model_text_max_chars)
+    embedding = embedder.embed([text])[0]
+    neighbours = [
+        n
+        for n in memory.nearest(embedding, tenant=ticket.tenant, limit=options.memory_neighbours + 1)
+        # A crashed earlier attempt may have stored this very ticket already.
+        if n.ticket_id != ticket.ticket_id
+    ][: options.memory_neighbours]
+    decision = policy.decide(neighbours, options.memory_policy)
+    if decision.hit:
+        assert decision.labels is not None and decision.matched is not None
+        classification = Classification(
+            labels=decision.labels,
+            confidence=decision.confidence,
+            rationale=f"Answered from memory: {decision.reason}.",
+            path=Path.MEMORY,
+            matched_ticket_id=decision.matched.ticket_id,
+            similarity=round(decision.matched.similarity, 4),
+        )
+        source_ticket_id = decision.matched.source_ticket_id or decision.matched.ticket_id
+        label_source = LabelSource.MEMORY
+    else:
+        examples = policy.select_examples(
+            neighbours, max_examples=options.few_shot_max_examples, max_chars=options.few_shot_max_chars
+        )
+        classification = classifier.classify(
+            ClassificationRequest(text=text, embedding=embedding, examples=examples, taxonomy=taxonomy)
+        )
+        try:
+            taxonomy.check(classification.labels)
+        except InvalidLabels as error:
+            raise InvalidModelOutput(f"{classifier.name} answered outside the taxonomy: {error}") from error
+        classification = dataclasses.replace(
+            classification,
+            example_ticket_ids=tuple(e.ticket_id for e in examples),
+            similarity=round(neighbours[0].similarity, 4) if neighbours else None,
+        )
+        source_ticket_id = None
+        label_source = LabelSource.MODEL
+    entry = MemoryEntry(
+        ticket_id=ticket.ticket_id,
+        tenant=ticket.tenant,
+        embedding=embedding,
+        text=text,
+        labels=classification.labels,
+        label_source=label_source,
+        source_ticket_id=source_ticket_id,
+    )
+    return classification, entry
+
+
+def _note_error(ticket_id: str, error: Exception, *, store: TicketStore, clock: Clock) -> None:
+    message = f"{type(error).__name__}: {error}"[:1000]
+    log.warning("attempt failed; Pub/Sub will redeliver", extra={"ticket_id": ticket_id, "error": message})
+    try:
+        store.update(ticket_id, lambda t: domain.note_error(t, message, now=clock()))
+    except (domain.Unchanged, TransientError, UnknownTicket):
+        pass
+    except Exception:  # the store itself may be what failed; the original error matters more
+        log.warning("could not record the failed attempt", extra={"ticket_id": ticket_id}, exc_info=True)
+
+
+def remember(
+    ticket_id: str,
+    *,
+    store: TicketStore,
+    embedder: Embedder,
+    memory: Memory,
+    options: ProcessingOptions = ProcessingOptions(),
+) -> Outcome:
+    """Bring the memory in line with the ticket's labels in force (after a correction)."""
+    ticket = store.get(ticket_id)
+    if ticket is None:
+        raise UnknownTicket(f"no ticket with id {ticket_id!r}")
+    labels = ticket.labels
+    if labels is None:
+        return Outcome("skipped", ticket_id, ticket.status, "no labels yet")
+    label_source = LabelSource.HUMAN if ticket.status is Status.CORRECTED_BY_HUMAN else LabelSource.MODEL
+    text = ticket.model_text(options.model_text_max_chars)
+    memory.remember(
+        MemoryEntry(
+            ticket_id=ticket.ticket_id,
+            tenant=ticket.tenant,
+            embedding=embedder.embed([text])[0],
+            text=text,
+            labels=labels,
+            label_source=label_source,
+        )
+    )
+    memory.relabel(ticket.ticket_id, tenant=ticket.tenant, labels=labels, label_source=label_source)
+    return Outcome("remembered", ticket_id, ticket.status)
+
+
+def warm_up(*, embedder: Embedder) -> Outcome:
+    """Load the embedding model now, so the first ticket does not pay for it."""
+    embedder.embed(["warm up"])
+    return Outcome("warmed_up", "")
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+@dataclasses.dataclass(frozen=True)
+class Feedback:
+    category: str
+    priority: str | None = None
+    assignment_group: str | None = None
+    reviewer: str | None = None
+    comment: str | None = None
+
+
+def record_feedback(
+    ticket_id: str,
+    feedback: Feedback,
+    *,
+    store: TicketStore,
+    memory: Memory,
+    publisher: Publisher,
+    taxonomy: Taxonomy,
+    clock: Clock,
+) -> Ticket:
+    """Make a human's labels final and teach the memory at once.
+
+    The memory entry (and every entry answered from it) is relabelled in place, so
+    its old label is never served again. If the ticket is not in memory yet, or the
+    memory is down, the worker is asked to do it; if even that cannot be queued the
+    caller gets a 503 and may repeat the request, which does not add a second
+    correction.
+    """
+    current = store.get(ticket_id)
+    if current is None:
+        raise NotFound(f"no ticket with id {ticket_id!r}")
+    labels = _corrected_labels(current, feedback, taxonomy)
+
+    def transition(ticket: Ticket) -> Ticket:
+        latest = ticket.corrections[-1] if ticket.corrections else None
+        if (
+            latest is not None
+            and latest.labels == labels
+            and (latest.reviewer, latest.comment) == (feedback.reviewer, feedback.comment)
+        ):
+            raise domain.Unchanged(ticket, "the same correction is already recorded")
+        return domain.correct(ticket, labels, reviewer=feedback.reviewer, comment=feedback.comment, now=clock())
+
+    try:
+        ticket = store.update(ticket_id, transition)
+    except domain.Unchanged as unchanged:
+        ticket = unchanged.ticket
+    except UnknownTicket as error:
+        raise NotFound(str(error)) from error
+
+    relabelled = False
+    try:
+        relabelled = memory.relabel(ticket_id, tenant=ticket.tenant, labels=labels, label_source=LabelSource.HUMAN)
+    except TransientError:
+        log.warning("memory unavailable; the worker will apply the correction", extra={"ticket_id": ticket_id})
+    if not relabelled:
+        publisher.publish(ticket_id, REMEMBER)
+    log.info(
+        "ticket corrected",
+        extra={"ticket_id": ticket_id, "status": ticket.status.value, "memory_updated": relabelled},
+    )
+    return ticket
+
+
+def _corrected_labels(ticket: Ticket, feedback: Feedback, taxonomy: Taxonomy) -> Labels:
+    current = ticket.labels
+    priority = feedback.priority or (current.priority if current else taxonomy.default_priority)
+    if feedback.assignment_group:
+        group = feedback.assignment_group
+    elif current and current.category == feedback.category:
+        group = current.assignment_group
+    else:
+        # A new category usually means a new team: route to the category's own group.
+        group = taxonomy.default_group_for(feedback.category)
+    return taxonomy.check(Labels(category=feedback.category, priority=priority, assignment_group=group))

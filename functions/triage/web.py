@@ -1,0 +1,273 @@
+"""The HTTP API behind the ``api`` entry point: routing, auth, body parsing, errors.
+
+Each handler decodes the request into service arguments, calls the service and
+encodes the answer; every failure becomes ``{"error": {"code", "message"}}`` with
+the right status. This module must never hold business rules or talk to a client
+library: the service and the bootstrap do that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import flask
+import pydantic
+from werkzeug import exceptions as http_exceptions
+from werkzeug.routing import Map, Rule
+
+from . import bootstrap, openapi, schemas, service
+from .domain import Ticket, ticket_to_record
+from .errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TransientError,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+ROUTES = Map(
+    [
+        Rule("/classify", methods=["POST"], endpoint="classify"),
+        Rule("/tickets/<ticket_id>", methods=["GET"], endpoint="get_ticket"),
+        Rule("/tickets/<ticket_id>/feedback", methods=["POST"], endpoint="feedback"),
+        Rule("/healthz", methods=["GET"], endpoint="healthz"),
+        Rule("/openapi.json", methods=["GET"], endpoint="openapi"),
+    ],
+    strict_slashes=False,
+)
+PUBLIC_ENDPOINTS = frozenset({"healthz"})
+
+
+def error_response(error: BadRequest | TransientError | Exception) -> flask.Response:
+    headers: dict[str, str] = {}
+    if isinstance(error, BadRequest):
+        status, body = error.status_code, {"code": error.code, "message": error.message}
+        if error.details is not None:
+            body["details"] = error.details
+        if isinstance(error, Unauthorized):
+            headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+        if isinstance(error, MethodNotAllowed) and error.details:
+            headers["Allow"] = ", ".join(error.details["allowed"])
+    elif isinstance(error, TransientError):
+        status = 503
+        body = {"code": "unavailable", "message": f"temporarily unavailable, retry later: {error}"}
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    else:
+        status, body = 500, {"code": "internal", "message": "internal error"}
+    return json_response({"error": body}, status, headers)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status, mimetype="application/json"
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def handle(request: flask.Request) -> flask.Response:
+    try:
+        try:
+            endpoint, arguments = ROUTES.bind_to_environ(request.environ).match()
+        except http_exceptions.NotFound:
+            raise NotFound(f"no route for {request.path}", code="route_not_found") from None
+        except http_exceptions.MethodNotAllowed as error:
+            allowed = sorted(error.valid_methods or ())
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on {request.path}", details={"allowed": allowed}
+            ) from None
+        if endpoint not in PUBLIC_ENDPOINTS:
+            authenticate(request)
+        return HANDLERS[endpoint](request, **arguments)
+    except (BadRequest, TransientError) as error:
+        if isinstance(error, TransientError):
+            log.warning("request failed: dependency unavailable", extra={"path": request.path, "error": str(error)})
+        return error_response(error)
+    except Exception as error:
+        log.exception("request failed", extra={"path": request.path})
+        return error_response(error)
+
+
+# --------------------------------------------------------------------------- request decoding
+
+
+def authenticate(request: flask.Request) -> None:
+    digests = bootstrap.settings().api_key_digests
+    if not digests:
+        return
+    presented = request.headers.get("X-API-Key")
+    authorization = request.headers.get("Authorization", "")
+    if presented is None and authorization[:7].lower() == "bearer ":
+        presented = authorization[7:].strip()
+    if not presented:
+        raise Unauthorized("an API key is required: send it in the X-API-Key header")
+    digest = hashlib.sha256(presented.encode()).digest()
+    # Compare against every key, always, so timing says nothing about which one matched.
+    matched = False
+    for accepted in digests:
+        matched |= hmac.compare_digest(digest, accepted)
+    if not matched:
+        raise Unauthorized("the API key is not valid")
+
+
+def read_json(request: flask.Request) -> Any:
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(f"send the body as application/json, not {request.mimetype or 'nothing'!r}")
+    limit = bootstrap.settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequest(f"the body is not valid JSON: {error}", code="invalid_json") from None
+
+
+def parse(model: type[pydantic.BaseModel], request: flask.Request) -> Any:
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as error:
+        problems = [
+            {"field": ".".join(str(part) for part in problem["loc"]) or "(body)", "message": problem["msg"]}
+            for problem in error.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ValidationFailed(f"invalid request: {summary}", details=problems) from None
+
+
+def idempotency_key(request: flask.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > schemas.IDEMPOTENCY_KEY_MAX_CHARS or not key.isprintable():
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {schemas.IDEMPOTENCY_KEY_MAX_CHARS} printable characters",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+# --------------------------------------------------------------------------- views
+
+
+def ticket_view(ticket: Ticket) -> dict[str, Any]:
+    record = ticket_to_record(ticket)
+    classification = record["classification"]
+    if classification:
+        classification = {**classification.pop("labels"), **classification}
+    corrections = [{**c.pop("labels"), **c} for c in record["corrections"]]
+    labels = ticket.labels
+    view = schemas.TicketView.model_validate(
+        {
+            **record,
+            "labels": labels.as_dict() if labels else None,
+            "classification": classification,
+            "corrections": corrections,
+        }
+    )
+    return view.model_dump(mode="json")
+
+
+def status_url(request: flask.Request, ticket_id: str) -> str:
+    base = bootstrap.settings().public_base_url or request.host_url
+    return f"{base.rstrip('/')}/tickets/{ticket_id}"
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def classify(request: flask.Request) -> flask.Response:
+    body: schemas.ClassifyRequest = parse(schemas.ClassifyRequest, request)
+    key = idempotency_key(request)
+    submission = service.Submission(
+        title=body.title,
+        description=body.description,
+        source=body.source,
+        external_id=body.external_id,
+        reporter=body.reporter,
+        metadata=body.metadata,
+        idempotency_key=key,
+        tenant=bootstrap.settings().default_tenant,
+    )
+    result = service.ingest(
+        submission,
+        store=bootstrap.store(),
+        publisher=bootstrap.publisher(),
+        clock=bootstrap.clock(),
+        in_flight_for=timedelta(seconds=2 * bootstrap.settings().publish_timeout_seconds),
+    )
+    url = status_url(request, result.ticket.ticket_id)
+    accepted = schemas.ClassifyAccepted(
+        ticket_id=result.ticket.ticket_id,
+        status=result.ticket.status.value,
+        status_url=url,
+        duplicate=not result.created,
+    )
+    return json_response(accepted.model_dump(mode="json"), 202, {"Location": url})
+
+
+def _ticket_id(ticket_id: str) -> str:
+    if not (0 < len(ticket_id) <= 64 and all(c.isalnum() or c in "-_" for c in ticket_id)):
+        raise NotFound(f"no ticket with id {ticket_id!r}")
+    return ticket_id
+
+
+def get_ticket(request: flask.Request, ticket_id: str) -> flask.Response:
+    ticket = service.get_ticket(_ticket_id(ticket_id), store=bootstrap.store())
+    return json_response(ticket_view(ticket))
+
+
+def feedback(request: flask.Request, ticket_id: str) -> flask.Response:
+    body: schemas.FeedbackRequest = parse(schemas.FeedbackRequest, request)
+    ticket = service.record_feedback(
+        _ticket_id(ticket_id),
+        service.Feedback(
+            category=body.category,
+            priority=body.priority,
+            assignment_group=body.assignment_group,
+            reviewer=body.reviewer,
+            comment=body.comment,
+        ),
+        store=bootstrap.store(),
+        memory=bootstrap.memory(),
+        publisher=bootstrap.publisher(),
+        taxonomy=bootstrap.taxonomy(),
+        clock=bootstrap.clock(),
+    )
+    return json_response(ticket_view(ticket))
+
+
+def healthz(request: flask.Request) -> flask.Response:
+    return json_response(schemas.Health(status="ok", version=bootstrap.VERSION).model_dump())
+
+
+def openapi_document(request: flask.Request) -> flask.Response:
+    return json_response(openapi.document(bootstrap.VERSION))
+
+
+HANDLERS: dict[str, Callable[..., flask.Response]] = {
+    "classify": classify,
+    "get_ticket": get_ticket,
+    "feedback": feedback,
+    "healthz": healthz,
+    "openapi": openapi_document,
+}

@@ -1,0 +1,86 @@
+"""Shared test set-up: a marker per layer (from the folder), a clean environment and
+a clean composition root for every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from triage import bootstrap
+from triage.config import DEFAULT_TAXONOMY_FILE, load_taxonomy
+from triage.domain import Taxonomy
+
+TESTS = Path(__file__).parent
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = Path(str(item.fspath)).relative_to(TESTS).parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+@pytest.fixture(autouse=True)
+def isolate_environment():
+    """Restore os.environ and forget every built component after each test."""
+    saved = dict(os.environ)
+    bootstrap.reset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        bootstrap.reset()
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy(DEFAULT_TAXONOMY_FILE)
+
+
+@pytest.fixture(scope="session")
+def infrastructure(tmp_path_factory):
+    """The Firestore and Pub/Sub emulators, a Chroma server and the fake Gemini server, once per
+    session; an emulator already named by FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST is reused."""
+    from emulators.stack import LocalStack, StackConfig, free_port
+
+    config = StackConfig(
+        project="triage-test",
+        firestore_port=free_port(),
+        pubsub_port=free_port(),
+        chroma_port=free_port(),
+        fake_gemini_port=free_port(),
+        workdir=tmp_path_factory.mktemp("stack"),
+        firestore_emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"),
+        pubsub_emulator_host=os.environ.get("PUBSUB_EMULATOR_HOST"),
+        start_fake_gemini=True,
+        inherit_settings=False,
+    )
+    stack = LocalStack(config)
+    try:
+        stack.start_infrastructure()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def emulator_env(infrastructure, monkeypatch):
+    """Point the Google client libraries in this process at the emulators."""
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", infrastructure.firestore_host)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", infrastructure.pubsub_host)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", infrastructure.config.project)
+    return infrastructure
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real all-MiniLM-L6-v2, loaded once."""
+    from triage.adapters.embedder import SentenceTransformerEmbedder
+
+    model = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    model.load()
+    return model

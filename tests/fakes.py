@@ -1,0 +1,185 @@
+"""Small working in-memory stand-ins for the ports, for unit tests.
+
+Each keeps the contract of its port (the store's transactions are atomic, the memory
+filters by tenant and ranks by cosine similarity, the embedder gives unit vectors
+whose dot product grows with shared words), and can be told to fail, so the
+service is tested against behaviour, not against mocks of our own code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from triage.domain import Classification, Labels, LabelSource, MemoryEntry, Neighbour, Path, Ticket
+from triage.errors import MemoryUnavailable, PublishFailed, StoreUnavailable, UnknownTicket
+from triage.ports import ClassificationRequest
+
+
+class FakeClock:
+    def __init__(self, start: datetime = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class InMemoryTicketStore:
+    def __init__(self) -> None:
+        self.tickets: dict[str, Ticket] = {}
+        self.fail_next: list[str] = []  # operations ("create", "get", "update", "delete") that fail once
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def _maybe_fail(self, operation: str) -> None:
+        if operation in self.fail_next:
+            self.fail_next.remove(operation)
+            raise StoreUnavailable(f"injected {operation} failure")
+
+    def create(self, ticket: Ticket) -> Ticket | None:
+        with self._lock:
+            self._maybe_fail("create")
+            if ticket.ticket_id in self.tickets:
+                return self.tickets[ticket.ticket_id]
+            self.tickets[ticket.ticket_id] = ticket
+            self.writes += 1
+            return None
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        with self._lock:
+            self._maybe_fail("get")
+            return self.tickets.get(ticket_id)
+
+    def update(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket:
+        with self._lock:
+            self._maybe_fail("update")
+            if ticket_id not in self.tickets:
+                raise UnknownTicket(f"no ticket with id {ticket_id!r}")
+            updated = transition(self.tickets[ticket_id])
+            self.tickets[ticket_id] = updated
+            self.writes += 1
+            return updated
+
+    def mark_published(self, ticket_id: str, now: datetime) -> None:
+        with self._lock:
+            self._maybe_fail("mark_published")
+            if ticket_id in self.tickets:
+                self.tickets[ticket_id] = dataclasses.replace(self.tickets[ticket_id], published=True, updated_at=now)
+
+    def delete(self, ticket_id: str) -> None:
+        with self._lock:
+            self._maybe_fail("delete")
+            self.tickets.pop(ticket_id, None)
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.failures = 0  # how many of the next publishes fail
+
+    def publish(self, ticket_id: str, kind: str) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise PublishFailed("injected publish failure")
+        self.messages.append((ticket_id, kind))
+        return str(len(self.messages))
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class HashingEmbedder:
+    """Bag of words hashed into 256 dimensions, unit length: shared words mean similarity."""
+
+    name = "hashing-256"
+
+    def __init__(self, dimensions: int = 256):
+        self.dimensions = dimensions
+        self.calls = 0
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        vectors = []
+        for text in texts:
+            vector = [0.0] * self.dimensions
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+                vector[int.from_bytes(digest, "big") % self.dimensions] += 1.0
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            vectors.append([v / norm for v in vector])
+        return vectors
+
+
+class InMemoryMemory:
+    def __init__(self) -> None:
+        self.entries: dict[str, MemoryEntry] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise MemoryUnavailable("injected: memory down")
+
+    def nearest(self, embedding: Sequence[float], *, tenant: str, limit: int) -> list[Neighbour]:
+        self._check()
+        scored = [
+            Neighbour(
+                ticket_id=entry.ticket_id,
+                similarity=sum(a * b for a, b in zip(embedding, entry.embedding, strict=True)),
+                labels=entry.labels,
+                label_source=entry.label_source,
+                text=entry.text,
+                source_ticket_id=entry.source_ticket_id,
+            )
+            for entry in self.entries.values()
+            if entry.tenant == tenant
+        ]
+        return sorted(scored, key=lambda n: n.similarity, reverse=True)[:limit]
+
+    def remember(self, entry: MemoryEntry) -> None:
+        self._check()
+        self.entries[entry.ticket_id] = entry
+
+    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
+        self._check()
+        entry = self.entries.get(ticket_id)
+        if entry is None or entry.tenant != tenant:
+            return False
+        self.entries[ticket_id] = dataclasses.replace(entry, labels=labels, label_source=label_source)
+        for other in list(self.entries.values()):
+            if other.source_ticket_id == ticket_id and other.label_source is not LabelSource.HUMAN:
+                self.entries[other.ticket_id] = dataclasses.replace(
+                    other, labels=labels, label_source=LabelSource.MEMORY
+                )
+        return True
+
+
+class ScriptedClassifier:
+    """Answers with fixed labels, or raises what it is told to, and records every request."""
+
+    name = "scripted"
+
+    def __init__(self, labels: Labels, confidence: float = 0.8):
+        self.labels = labels
+        self.confidence = confidence
+        self.requests: list[ClassificationRequest] = []
+        self.raise_next: list[Exception] = []
+
+    def classify(self, request: ClassificationRequest) -> Classification:
+        self.requests.append(request)
+        if self.raise_next:
+            raise self.raise_next.pop(0)
+        return Classification(
+            labels=self.labels,
+            confidence=self.confidence,
+            rationale="scripted answer",
+            path=Path.CLASSIFIER,
+            classifier=self.name,
+        )
