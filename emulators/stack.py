@@ -498,6 +498,8 @@ def main() -> None:
         start_fake_gemini=arguments.fake_gemini,
     )
     started = time.monotonic()
+    # Ctrl-C and a plain kill both stop everything (a background job inherits SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         with running(
