@@ -7,15 +7,14 @@ import json
 import urllib.error
 import urllib.request
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 from google.cloud import firestore, pubsub_v1
 
 from emulators import demo
 from tests.e2e.conftest import fake_calls, script_fake, wait_for
+from tests.support import connect_chroma
 from triage import messages
-from triage.adapters.chroma import ChromaMemory
 
 
 def post(lane, body, headers=None) -> tuple[int, dict]:
@@ -97,17 +96,7 @@ def test_a_label_outside_the_taxonomy_is_never_stored(gemini_lane, fake_gemini, 
     assert ticket["status"] == "Failed"
     assert ticket["labels"] is None and ticket["classification"] is None
     assert "outside the taxonomy" in ticket["last_error"]
-    chroma = urlsplit(infrastructure.chroma_url)
-    memory = ChromaMemory.connect(
-        host=chroma.hostname,
-        port=chroma.port,
-        ssl=False,
-        token=None,
-        tenant="default_tenant",
-        database="default_database",
-        collection=gemini_lane.env["CHROMA_COLLECTION"],
-        embedding_model="all-MiniLM-L6-v2",
-    )
+    memory = connect_chroma(infrastructure.chroma_url, gemini_lane.env["CHROMA_COLLECTION"], "all-MiniLM-L6-v2")
     assert all(n.ticket_id != ticket["ticket_id"] for n in memory.nearest([0.05] * 384, tenant="default", limit=100))
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 
 from emulators.stack import free_port
+from tests.support import connect_chroma
 from triage.adapters.chroma import ChromaMemory
 from triage.domain import Labels, LabelSource, MemoryEntry
 from triage.errors import ConfigurationError, MemoryUnavailable
@@ -17,23 +17,9 @@ SOFTWARE = Labels("Software", "Medium", "Application Support")
 ACCESS = Labels("Access", "High", "Identity & Access Management")
 
 
-def connect(url: str, collection: str, model: str = "test-model") -> ChromaMemory:
-    parts = urlsplit(url)
-    return ChromaMemory.connect(
-        host=parts.hostname,
-        port=parts.port,
-        ssl=False,
-        token=None,
-        tenant="default_tenant",
-        database="default_database",
-        collection=collection,
-        embedding_model=model,
-    )
-
-
 @pytest.fixture
 def memory(infrastructure) -> ChromaMemory:
-    return connect(infrastructure.chroma_url, f"tickets-{uuid.uuid4().hex[:8]}")
+    return connect_chroma(infrastructure.chroma_url, f"tickets-{uuid.uuid4().hex[:8]}")
 
 
 def unit(*values: float) -> list[float]:
@@ -86,12 +72,12 @@ def test_relabel_never_crosses_tenants_or_invents_entries(memory: ChromaMemory):
 
 def test_a_memory_built_by_another_model_is_refused(infrastructure):
     name = f"tickets-{uuid.uuid4().hex[:8]}"
-    connect(infrastructure.chroma_url, name, "model-a").remember(entry("a", unit(1, 0)))
+    connect_chroma(infrastructure.chroma_url, name, "model-a").remember(entry("a", unit(1, 0)))
     with pytest.raises(ConfigurationError, match=r"model-a.*model-b.*CHROMA_COLLECTION"):
-        connect(infrastructure.chroma_url, name, "model-b").nearest(unit(1, 0), tenant="acme", limit=1)
+        connect_chroma(infrastructure.chroma_url, name, "model-b").nearest(unit(1, 0), tenant="acme", limit=1)
 
 
 def test_an_unreachable_chroma_is_memory_unavailable(infrastructure):
-    down = connect(f"http://127.0.0.1:{free_port()}", "tickets")
+    down = connect_chroma(f"http://127.0.0.1:{free_port()}", "tickets")
     with pytest.raises(MemoryUnavailable):
         down.nearest(unit(1, 0), tenant="acme", limit=1)
