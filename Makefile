@@ -10,9 +10,10 @@ SHARED_DATA ?= ../shared/data
 install: $(VENV)/.installed $(CHROMA_VENV)/.installed
 
 # The lock pins torch 2.13.0+cpu: pip takes the local CPU wheel, never GBs of CUDA.
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # The Chroma server gets its own environment: chromadb next to chromadb-client breaks the client.

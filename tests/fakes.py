@@ -13,7 +13,7 @@ import hashlib
 import math
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from triage.domain import Classification, Labels, LabelSource, MemoryEntry, Neighbour, Path, Ticket
@@ -100,6 +100,7 @@ class HashingEmbedder:
     """Bag of words hashed into 256 dimensions, unit length: shared words mean similarity."""
 
     name = "hashing-256"
+    version = "1"
 
     def __init__(self, dimensions: int = 256):
         self.dimensions = dimensions
@@ -120,7 +121,7 @@ class HashingEmbedder:
 
 class InMemoryMemory:
     def __init__(self) -> None:
-        self.entries: dict[str, MemoryEntry] = {}
+        self.stored: dict[str, MemoryEntry] = {}
         self.down = False
 
     def _check(self) -> None:
@@ -138,24 +139,35 @@ class InMemoryMemory:
                 text=entry.text,
                 source_ticket_id=entry.source_ticket_id,
             )
-            for entry in self.entries.values()
+            for entry in self.stored.values()
             if entry.tenant == tenant
         ]
         return sorted(scored, key=lambda n: n.similarity, reverse=True)[:limit]
 
-    def remember(self, entry: MemoryEntry) -> None:
+    def remember(self, *entries: MemoryEntry) -> None:
         self._check()
-        self.entries[entry.ticket_id] = entry
+        for entry in entries:
+            self.stored[entry.ticket_id] = entry
+
+    def known(self, ticket_ids: Sequence[str]) -> set[str]:
+        self._check()
+        return {i for i in ticket_ids if i in self.stored}
+
+    def entries(self, tenant: str) -> Iterator[MemoryEntry]:
+        self._check()
+        for entry in list(self.stored.values()):
+            if entry.tenant == tenant:
+                yield dataclasses.replace(entry, embedding=())
 
     def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
         self._check()
-        entry = self.entries.get(ticket_id)
+        entry = self.stored.get(ticket_id)
         if entry is None or entry.tenant != tenant:
             return False
-        self.entries[ticket_id] = dataclasses.replace(entry, labels=labels, label_source=label_source)
-        for other in list(self.entries.values()):
+        self.stored[ticket_id] = dataclasses.replace(entry, labels=labels, label_source=label_source)
+        for other in list(self.stored.values()):
             if other.source_ticket_id == ticket_id and other.label_source is not LabelSource.HUMAN:
-                self.entries[other.ticket_id] = dataclasses.replace(
+                self.stored[other.ticket_id] = dataclasses.replace(
                     other, labels=labels, label_source=LabelSource.MEMORY
                 )
         return True

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from triage.adapters.chroma import ChromaMemory
 
 
-def connect_chroma(url: str, collection: str, embedding_model: str = "test-model") -> ChromaMemory:
+def connect_chroma(url: str, collection: str, embedding_model: str = "test-model", version: str = "1") -> ChromaMemory:
     parts = urlsplit(url)
     return ChromaMemory.connect(
         host=parts.hostname,
@@ -18,4 +18,5 @@ def connect_chroma(url: str, collection: str, embedding_model: str = "test-model
         database="default_database",
         collection=collection,
         embedding_model=embedding_model,
+        model_version=version,
     )

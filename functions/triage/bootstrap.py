@@ -113,7 +113,9 @@ def memory() -> Memory:
             tenant=config.chroma_tenant,
             database=config.chroma_database,
             collection=config.chroma_collection,
-            embedding_model=config.embedding_model,
+            # The name and a fingerprint of the model's files: the API never loads the model itself.
+            embedding_model=embedder().name,
+            model_version=embedder().version,
         )
 
     return _component("memory", build)
@@ -138,7 +140,7 @@ def classifier() -> Classifier:
             )
         from .adapters.local_classifier import LocalEmbeddingClassifier
 
-        return LocalEmbeddingClassifier(embedder(), human_weight=config.memory_human_weight)
+        return LocalEmbeddingClassifier(embedder(), memory=memory(), human_weight=config.memory_human_weight)
 
     return _component("classifier", build)
 

@@ -63,12 +63,14 @@ class Settings(BaseSettings):
     max_delivery_attempts: int = Field(5, ge=1)
     processing_lease_seconds: float = Field(120.0, gt=0)
 
-    memory_neighbours: int = Field(10, ge=1, le=100)
+    memory_neighbours: int = Field(20, ge=1, le=100)
     memory_near_duplicate_similarity: float = MemoryPolicy.near_duplicate_similarity
     memory_human_near_duplicate_similarity: float = MemoryPolicy.human_near_duplicate_similarity
     memory_agreement_neighbours: int = MemoryPolicy.agreement_neighbours
     memory_agreement_similarity: float = MemoryPolicy.agreement_similarity
+    memory_agreement_min_voters: int = MemoryPolicy.agreement_min_voters
     memory_agreement_share: float = MemoryPolicy.agreement_share
+    memory_similarity_exponent: float = MemoryPolicy.similarity_exponent
     memory_human_weight: float = MemoryPolicy.human_weight
 
     few_shot_max_examples: int = Field(8, ge=0)
@@ -83,7 +85,9 @@ class Settings(BaseSettings):
             human_near_duplicate_similarity=self.memory_human_near_duplicate_similarity,
             agreement_neighbours=self.memory_agreement_neighbours,
             agreement_similarity=self.memory_agreement_similarity,
+            agreement_min_voters=self.memory_agreement_min_voters,
             agreement_share=self.memory_agreement_share,
+            similarity_exponent=self.memory_similarity_exponent,
             human_weight=self.memory_human_weight,
         )
 
@@ -116,6 +120,8 @@ def load_settings() -> Settings:
         _ = settings.memory_policy, settings.api_key_digests
     except (ValidationError, ValueError) as error:
         raise ConfigurationError(f"invalid configuration: {error}") from error
+    if settings.memory_neighbours < settings.memory_agreement_neighbours:
+        raise ConfigurationError("MEMORY_NEIGHBOURS must be at least MEMORY_AGREEMENT_NEIGHBOURS")
     if settings.classifier == "gemini" and settings.gemini_api_key is None:
         raise ConfigurationError("CLASSIFIER=gemini needs GEMINI_API_KEY")
     return settings

@@ -8,7 +8,7 @@ adapter or a client library.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -41,6 +41,7 @@ class Publisher(Protocol):
 
 class Embedder(Protocol):
     name: str
+    version: str  # changes whenever the vectors would: the memory refuses vectors of another version
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit-length vectors, so that a dot product is the cosine similarity."""
@@ -49,8 +50,14 @@ class Embedder(Protocol):
 class Memory(Protocol):
     def nearest(self, embedding: Sequence[float], *, tenant: str, limit: int) -> list[Neighbour]: ...
 
-    def remember(self, entry: MemoryEntry) -> None:
-        """Insert or replace the entry with this ticket id (idempotent)."""
+    def remember(self, *entries: MemoryEntry) -> None:
+        """Insert or replace the entries with these ticket ids (idempotent)."""
+
+    def known(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these ids the memory holds (in any tenant)."""
+
+    def entries(self, tenant: str) -> Iterator[MemoryEntry]:
+        """Every entry of a tenant, without its embedding (``embedding`` is empty)."""
 
     def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
         """Give an entry, and entries answered from it, new labels; False if it is not in memory."""
@@ -60,8 +67,10 @@ class Memory(Protocol):
 class ClassificationRequest:
     text: str
     embedding: Sequence[float]
-    examples: Sequence[Neighbour]
+    examples: Sequence[Neighbour]  # the few-shot selection: human-verified first, deduplicated, in budget
     taxonomy: Taxonomy
+    neighbours: Sequence[Neighbour] = ()  # every neighbour fetched, nearest first
+    tenant: str = "default"
 
 
 class Classifier(Protocol):

@@ -305,7 +305,14 @@ def _classify(
             neighbours, max_examples=options.few_shot_max_examples, max_chars=options.few_shot_max_chars
         )
         classification = classifier.classify(
-            ClassificationRequest(text=text, embedding=embedding, examples=examples, taxonomy=taxonomy)
+            ClassificationRequest(
+                text=text,
+                embedding=embedding,
+                examples=examples,
+                taxonomy=taxonomy,
+                neighbours=neighbours,
+                tenant=ticket.tenant,
+            )
         )
         try:
             taxonomy.check(classification.labels)

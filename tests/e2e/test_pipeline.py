@@ -15,6 +15,7 @@ from emulators import demo
 from tests.e2e.conftest import fake_calls, script_fake, wait_for
 from tests.support import connect_chroma
 from triage import messages
+from triage.adapters.embedder import SentenceTransformerEmbedder
 
 
 def post(lane, body, headers=None) -> tuple[int, dict]:
@@ -96,7 +97,8 @@ def test_a_label_outside_the_taxonomy_is_never_stored(gemini_lane, fake_gemini, 
     assert ticket["status"] == "Failed"
     assert ticket["labels"] is None and ticket["classification"] is None
     assert "outside the taxonomy" in ticket["last_error"]
-    memory = connect_chroma(infrastructure.chroma_url, gemini_lane.env["CHROMA_COLLECTION"], "all-MiniLM-L6-v2")
+    model = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    memory = connect_chroma(infrastructure.chroma_url, gemini_lane.env["CHROMA_COLLECTION"], model.name, model.version)
     assert all(n.ticket_id != ticket["ticket_id"] for n in memory.nearest([0.05] * 384, tenant="default", limit=100))
 
 

@@ -70,11 +70,47 @@ def test_relabel_never_crosses_tenants_or_invents_entries(memory: ChromaMemory):
     assert memory.nearest(unit(1, 0, 0), tenant="acme", limit=1)[0].labels == SOFTWARE
 
 
-def test_a_memory_built_by_another_model_is_refused(infrastructure):
+@pytest.mark.parametrize(("model", "version"), [("model-b", "1"), ("model-a", "2")])
+def test_a_memory_built_by_another_model_or_version_is_refused(infrastructure, model, version):
     name = f"tickets-{uuid.uuid4().hex[:8]}"
-    connect_chroma(infrastructure.chroma_url, name, "model-a").remember(entry("a", unit(1, 0)))
-    with pytest.raises(ConfigurationError, match=r"model-a.*model-b.*CHROMA_COLLECTION"):
-        connect_chroma(infrastructure.chroma_url, name, "model-b").nearest(unit(1, 0), tenant="acme", limit=1)
+    connect_chroma(infrastructure.chroma_url, name, "model-a", "1").remember(entry("a", unit(1, 0)))
+    other = connect_chroma(infrastructure.chroma_url, name, model, version)
+    with pytest.raises(ConfigurationError, match=rf"model-a@1.*{model}@{version}.*triage reindex"):
+        other.nearest(unit(1, 0), tenant="acme", limit=1)
+
+
+def test_known_and_entries(memory: ChromaMemory):
+    memory.remember(*(entry(f"t{i}", unit(1, i, 0)) for i in range(3)), entry("g", unit(0, 1, 0), tenant="globex"))
+    assert memory.known(["t0", "t2", "nope", "g"]) == {"t0", "t2", "g"}
+    listed = sorted(memory.entries("acme"), key=lambda e: e.ticket_id)
+    assert [e.ticket_id for e in listed] == ["t0", "t1", "t2"]
+    assert listed[0].text == "text of t0" and listed[0].labels == SOFTWARE and listed[0].embedding == ()
+
+
+def test_reindex_rebuilds_the_memory_for_the_configured_model(infrastructure):
+    name = f"tickets-{uuid.uuid4().hex[:8]}"
+    old = connect_chroma(infrastructure.chroma_url, name, "old-model")
+    old.remember(
+        entry("a", unit(1, 0, 0)), entry("b", unit(0, 1, 0), ACCESS, source=LabelSource.HUMAN, derived_from="a")
+    )
+    new = connect_chroma(infrastructure.chroma_url, name, "new-model", "7")
+    with pytest.raises(ConfigurationError):
+        new.count()
+
+    class TextLength:
+        name, version = "new-model", "7"
+
+        def embed(self, texts):
+            return [unit(len(t), 1.0, 0.0) for t in texts]
+
+    assert new.reindex(TextLength(), batch_size=1) == 2
+    assert new.count() == 2
+    found = {n.ticket_id: n for n in new.nearest(unit(len("text of a"), 1.0, 0.0), tenant="acme", limit=5)}
+    assert found["a"].similarity == pytest.approx(1.0)
+    assert found["b"].labels == ACCESS and found["b"].label_source is LabelSource.HUMAN
+    assert found["b"].source_ticket_id == "a"
+    with pytest.raises(ConfigurationError):
+        connect_chroma(infrastructure.chroma_url, name, "old-model").count()
 
 
 def test_an_unreachable_chroma_is_memory_unavailable(infrastructure):

@@ -8,13 +8,14 @@ import pytest
 from triage import bootstrap
 from triage.config import load_settings, load_taxonomy
 from triage.errors import ConfigurationError
+from triage.policy import MemoryPolicy
 
 
 def test_defaults_run_the_local_classifier(monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     settings = load_settings()
     assert settings.classifier == "auto" and not settings.uses_gemini
-    assert settings.memory_policy.near_duplicate_similarity == 0.95
+    assert settings.memory_policy == MemoryPolicy()
     assert settings.api_key_digests == ()
 
 
@@ -30,6 +31,7 @@ def test_settings_read_the_names_terraform_sets(monkeypatch):
     monkeypatch.setenv("CHROMA_PORT", "443")
     monkeypatch.setenv("CHROMA_SSL", "true")
     monkeypatch.setenv("MEMORY_AGREEMENT_NEIGHBOURS", "3")
+    monkeypatch.setenv("MEMORY_AGREEMENT_MIN_VOTERS", "2")
     monkeypatch.setenv("API_KEYS", f"plain, sha256:{hashlib.sha256(b'hashed').hexdigest()},")
     settings = load_settings()
     assert (settings.tickets_topic, settings.chroma_port, settings.chroma_ssl) == ("t-prod", 443, True)

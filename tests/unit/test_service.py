@@ -179,7 +179,7 @@ def test_a_new_ticket_goes_to_the_classifier_and_into_memory(world: World):
     assert ticket.classification.labels == SOFTWARE
     assert ticket.classification.classifier == "scripted"
     assert ticket.attempts == 1 and ticket.lease_expires_at is None
-    entry = world.memory.entries[ticket.ticket_id]
+    entry = world.memory.stored[ticket.ticket_id]
     assert entry.label_source is LabelSource.MODEL
     assert entry.text == ticket.model_text(4000)
 
@@ -199,7 +199,7 @@ def test_a_near_duplicate_is_answered_from_memory_without_the_classifier(world: 
     assert second.classification.matched_ticket_id == first.ticket_id
     assert second.classification.similarity >= 0.95
     assert len(world.classifier.requests) == 1
-    assert world.memory.entries[second.ticket_id].source_ticket_id == first.ticket_id
+    assert world.memory.stored[second.ticket_id].source_ticket_id == first.ticket_id
 
 
 def test_the_classifier_sees_the_nearest_labelled_tickets_as_examples(world: World):
@@ -218,7 +218,7 @@ def test_an_answer_outside_the_taxonomy_fails_the_ticket_and_is_never_stored(wor
     assert outcome.action == "failed"
     assert ticket.status is Status.FAILED and ticket.classification is None
     assert "outside the taxonomy" in ticket.last_error
-    assert world.memory.entries == {}
+    assert world.memory.stored == {}
 
 
 def test_invalid_model_output_is_permanent(world: World):
@@ -300,7 +300,7 @@ def test_a_correction_made_while_the_worker_runs_wins(world: World, monkeypatch)
     ticket = world.store.tickets[ticket_id]
     assert outcome.action == "skipped"
     assert ticket.status is Status.CORRECTED_BY_HUMAN and ticket.classification is None
-    entry = world.memory.entries[ticket_id]
+    entry = world.memory.stored[ticket_id]
     assert entry.labels.category == "Access" and entry.label_source is LabelSource.HUMAN
 
 
@@ -314,7 +314,7 @@ def test_feedback_corrects_the_ticket_and_relabels_the_memory(world: World):
     assert corrected.labels == Labels("Access", "Medium", "Identity & Access Management")
     assert corrected.corrections[0].previous == SOFTWARE
     assert corrected.corrections[0].reviewer == "ana"
-    entry = world.memory.entries[ticket.ticket_id]
+    entry = world.memory.stored[ticket.ticket_id]
     assert entry.labels == corrected.labels and entry.label_source is LabelSource.HUMAN
     assert world.publisher.messages[-1] == (ticket.ticket_id, "classify")  # no worker round trip needed
 
@@ -325,7 +325,7 @@ def test_after_feedback_the_next_similar_ticket_gets_the_corrected_category(worl
     assert cached.labels == SOFTWARE
     world.feedback(first.ticket_id, Feedback(category="Access"))
     # The entry answered from the corrected one follows it.
-    assert world.memory.entries[cached.ticket_id].labels.category == "Access"
+    assert world.memory.stored[cached.ticket_id].labels.category == "Access"
     third = world.submit_and_process(Submission(title=JENKINS.title, description=JENKINS.description + " once more"))
     assert third.status is Status.CLASSIFIED_BY_CACHE
     assert third.labels.category == "Access"
@@ -384,7 +384,7 @@ def test_feedback_the_memory_cannot_take_now_is_queued_for_the_worker(world: Wor
     world.memory.down = False
     outcome = service.remember(ticket_id, store=world.store, embedder=world.embedder, memory=world.memory)
     assert outcome.action == "remembered"
-    entry = world.memory.entries[ticket_id]
+    entry = world.memory.stored[ticket_id]
     assert entry.labels.category == "Access" and entry.label_source is LabelSource.HUMAN
     # The classify message still in flight now does nothing.
     assert world.process(ticket_id).action == "skipped"
@@ -399,4 +399,4 @@ def test_feedback_that_can_neither_reach_memory_nor_be_queued_is_a_503_and_safe_
     world.memory.down = False
     repeated = world.feedback(ticket.ticket_id, Feedback(category="Access"))
     assert len(repeated.corrections) == 1
-    assert world.memory.entries[ticket.ticket_id].label_source is LabelSource.HUMAN
+    assert world.memory.stored[ticket.ticket_id].label_source is LabelSource.HUMAN

@@ -2,22 +2,29 @@
 
 One collection in cosine space holds one entry per ticket: the embedding we
 computed (Chroma never embeds anything itself), the text the classifier saw, the
-labels and who gave them. The collection records the embedding model that built
-it; a process configured with another model refuses to use it. Every query is
-filtered by tenant, so an answer from memory never crosses tenants.
+labels and who gave them. The collection records the embedding model (name and
+version) that built it; a process configured with another model refuses to use it
+until ``triage reindex`` rebuilds it. Every query is filtered by tenant, so an
+answer from memory never crosses tenants.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ..domain import Labels, LabelSource, MemoryEntry, Neighbour
 from ..errors import ConfigurationError, MemoryUnavailable
+from ..ports import Embedder
+
+log = logging.getLogger(__name__)
 
 SPACE = "cosine"
+PAGE = 1000
 
 
 def _labels(metadata: dict[str, Any]) -> Labels:
@@ -39,11 +46,27 @@ def _metadata(entry: MemoryEntry) -> dict[str, Any]:
     return metadata
 
 
+def _entry(
+    ticket_id: str, document: str | None, metadata: dict[str, Any], embedding: Sequence[float] = ()
+) -> MemoryEntry:
+    return MemoryEntry(
+        ticket_id=ticket_id,
+        tenant=str(metadata["tenant"]),
+        embedding=embedding,
+        text=document or "",
+        labels=_labels(metadata),
+        label_source=LabelSource(metadata["label_source"]),
+        source_ticket_id=metadata.get("source_ticket_id"),
+    )
+
+
 class ChromaMemory:
-    def __init__(self, client_factory: Callable[[], Any], collection: str, embedding_model: str):
+    def __init__(self, client_factory: Callable[[], Any], collection: str, embedding_model: str, model_version: str):
         self._client_factory = client_factory
+        self._client: Any = None
         self._collection_name = collection
         self._embedding_model = embedding_model
+        self._model_version = model_version
         self._collection: Any = None
         self._lock = threading.Lock()
 
@@ -59,6 +82,7 @@ class ChromaMemory:
         database: str,
         collection: str,
         embedding_model: str,
+        model_version: str,
     ) -> ChromaMemory:
         def factory() -> Any:
             import chromadb
@@ -75,7 +99,11 @@ class ChromaMemory:
                 settings=Settings(anonymized_telemetry=False),
             )
 
-        return cls(factory, collection, embedding_model)
+        return cls(factory, collection, embedding_model, model_version)
+
+    @property
+    def model(self) -> str:
+        return f"{self._embedding_model}@{self._model_version}"
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
@@ -86,31 +114,45 @@ class ChromaMemory:
         except Exception as error:  # chromadb raises ValueError, httpx errors and its own types
             raise MemoryUnavailable(f"Chroma {what} failed: {type(error).__name__}: {error}") from error
 
+    def _connect(self) -> Any:
+        if self._client is None:
+            with self._translated("connect"):
+                self._client = self._client_factory()
+        return self._client
+
+    def _collection_metadata(self) -> dict[str, Any]:
+        return {
+            "hnsw:space": SPACE,
+            "embedding_model": self._embedding_model,
+            "embedding_model_version": self._model_version,
+        }
+
     def _open(self) -> Any:
         with self._lock:
             if self._collection is not None:
                 return self._collection
-            with self._translated("connect"):
-                client = self._client_factory()
+            client = self._connect()
+            with self._translated("open"):
                 collection = client.get_or_create_collection(
-                    self._collection_name,
-                    metadata={"hnsw:space": SPACE, "embedding_model": self._embedding_model},
-                    embedding_function=None,
+                    self._collection_name, metadata=self._collection_metadata(), embedding_function=None
                 )
-            built_by = (collection.metadata or {}).get("embedding_model")
-            if built_by != self._embedding_model:
+            metadata = collection.metadata or {}
+            built_by = f"{metadata.get('embedding_model')}@{metadata.get('embedding_model_version')}"
+            if built_by != self.model:
                 raise ConfigurationError(
-                    f"the memory collection {self._collection_name!r} was built with embedding model "
-                    f"{built_by!r}, but this process uses {self._embedding_model!r}; rebuild the memory "
-                    f"with that model or set CHROMA_COLLECTION to a new collection"
+                    f"the memory collection {self._collection_name!r} was built with embedding model {built_by}, "
+                    f"but this process uses {self.model}: run `triage reindex` to rebuild it with this model, "
+                    f"or set CHROMA_COLLECTION to a new collection"
                 )
-            space = (collection.metadata or {}).get("hnsw:space")
-            if space != SPACE:
+            if metadata.get("hnsw:space") != SPACE:
                 raise ConfigurationError(
-                    f"the memory collection {self._collection_name!r} uses {space!r} distance, not cosine"
+                    f"the memory collection {self._collection_name!r} uses {metadata.get('hnsw:space')!r} "
+                    "distance, not cosine: run `triage reindex`"
                 )
             self._collection = collection
             return collection
+
+    # ------------------------------------------------------------------ the Memory port
 
     def nearest(self, embedding: Sequence[float], *, tenant: str, limit: int) -> list[Neighbour]:
         collection = self._open()
@@ -137,15 +179,28 @@ class ChromaMemory:
             )
         return neighbours
 
-    def remember(self, entry: MemoryEntry) -> None:
+    def remember(self, *entries: MemoryEntry) -> None:
+        if not entries:
+            return
         collection = self._open()
         with self._translated("upsert"):
             collection.upsert(
-                ids=[entry.ticket_id],
-                embeddings=[list(entry.embedding)],
-                documents=[entry.text],
-                metadatas=[_metadata(entry)],
+                ids=[e.ticket_id for e in entries],
+                embeddings=[list(e.embedding) for e in entries],
+                documents=[e.text for e in entries],
+                metadatas=[_metadata(e) for e in entries],
             )
+
+    def known(self, ticket_ids: Sequence[str]) -> set[str]:
+        if not ticket_ids:
+            return set()
+        collection = self._open()
+        with self._translated("get"):
+            return set(collection.get(ids=list(ticket_ids), include=[])["ids"])
+
+    def entries(self, tenant: str) -> Iterator[MemoryEntry]:
+        collection = self._open()
+        yield from self._pages(collection, where={"tenant": tenant}, embeddings=False)
 
     def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
         collection = self._open()
@@ -171,3 +226,89 @@ class ChromaMemory:
                     metadatas=[{**labels.as_dict(), "label_source": LabelSource.MEMORY.value}] * len(followers),
                 )
         return True
+
+    # ------------------------------------------------------------------ maintenance
+
+    def count(self) -> int:
+        collection = self._open()
+        with self._translated("count"):
+            return int(collection.count())
+
+    def _pages(self, collection: Any, *, where: dict | None, embeddings: bool) -> Iterator[MemoryEntry]:
+        include = ["documents", "metadatas", *(["embeddings"] if embeddings else [])]
+        offset = 0
+        while True:
+            with self._translated("read"):
+                page = collection.get(where=where, include=include, limit=PAGE, offset=offset)
+            ids = page["ids"]
+            if not ids:
+                return
+            vectors = page["embeddings"] if embeddings else [()] * len(ids)
+            for ticket_id, document, metadata, vector in zip(
+                ids, page["documents"], page["metadatas"], vectors, strict=True
+            ):
+                yield _entry(ticket_id, document, metadata, list(vector) if embeddings else ())
+            offset += len(ids)
+
+    def reindex(
+        self, embedder: Embedder, *, batch_size: int = 512, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Rebuild the collection with ``embedder`` from the texts and labels it holds.
+
+        The new collection is built beside the old one and takes its name only when
+        complete, so an interrupted run leaves the old memory in place (run it again).
+        Returns the number of entries.
+        """
+        client = self._connect()
+        staging_name = f"{self._collection_name}-reindex"
+        with self._translated("reindex"):
+            existing = {c.name if hasattr(c, "name") else c for c in client.list_collections()}
+            if staging_name in existing:
+                client.delete_collection(staging_name)  # left by an interrupted run
+            if self._collection_name not in existing:
+                self._collection = None
+                self._open()
+                return 0
+            old = client.get_collection(self._collection_name, embedding_function=None)
+            staging = client.create_collection(
+                staging_name, metadata=self._collection_metadata(), embedding_function=None
+            )
+        started, total = time.perf_counter(), 0
+        batch: list[MemoryEntry] = []
+
+        def flush() -> None:
+            nonlocal total
+            vectors = embedder.embed([e.text for e in batch])
+            with self._translated("reindex upsert"):
+                staging.upsert(
+                    ids=[e.ticket_id for e in batch],
+                    embeddings=vectors,
+                    documents=[e.text for e in batch],
+                    metadatas=[_metadata(e) for e in batch],
+                )
+            total += len(batch)
+            if progress:
+                progress(len(batch))
+            batch.clear()
+
+        for entry in self._pages(old, where=None, embeddings=False):
+            batch.append(entry)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+        with self._translated("reindex swap"):
+            client.delete_collection(self._collection_name)
+            staging.modify(name=self._collection_name)
+        with self._lock:
+            self._collection = None
+        log.info(
+            "memory reindexed",
+            extra={
+                "collection": self._collection_name,
+                "entries": total,
+                "model": self.model,
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+        )
+        return total

@@ -7,9 +7,12 @@ EMBEDDING_MODEL_PATH can point anywhere else.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -29,6 +32,22 @@ def resolve_model_path(model_name: str, model_path: str | None) -> str:
     return model_name
 
 
+def model_fingerprint(path: str) -> str:
+    """A short digest of a model folder: every file's name and size, and the content of the
+    small ones (configuration, tokenizer). Cheap (no weights read, no torch) and it changes
+    with any file that could change the vectors; ``hub`` when the model is not on disk."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return "hub"
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(folder)}\0{size}\0".encode())
+        if size <= 1 << 20:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 class SentenceTransformerEmbedder:
     def __init__(self, model_name: str, model_path: str | None = None, *, batch_size: int = 64):
         self.name = model_name
@@ -36,6 +55,10 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def version(self) -> str:
+        return model_fingerprint(resolve_model_path(self.name, self._model_path))
 
     def load(self) -> Any:
         with self._lock:

@@ -1,31 +1,36 @@
-"""The embedded default classifier: no API key, no network, no training step.
+"""The embedded default classifier: no API key, no network.
 
-It scores a ticket two ways and blends them by how much evidence the memory has:
+It weighs three kinds of evidence, each by how much of it there is:
 
-* against the taxonomy itself: each category's name, description and example
-  phrases are embedded once; the ticket's cosine similarity to them gives a
-  prediction even on an empty memory;
-* against the labelled tickets the worker retrieved (the same few-shot examples
-  Gemini would see): a similarity-weighted vote, where a human's label counts
-  ``human_weight`` times.
+* **the taxonomy**: each category's name, description and example phrases are
+  embedded once; the ticket's cosine similarity to them gives a prediction even on
+  an empty memory;
+* **the nearest labelled tickets** the worker fetched from the memory: a vote in
+  which each counts similarity ** 4 (a human's label twice), so a correction
+  changes the next similar ticket's answer at once, without retraining;
+* **a lexical head** fitted on the tenant's memory once it holds enough labelled
+  tickets (TF-IDF of words and word pairs, a linear SVM): keywords that embeddings
+  blur. It is refitted in the background as the memory grows, so a correction
+  reaches it within ``head_refresh_seconds``; the neighbour vote carries it before.
 
-The vote's share of the blend grows with the evidence (close, agreeing
-neighbours), so the classifier improves as labelled tickets accumulate, and a
-correction takes effect on the next similar ticket without retraining.
-Priority and assignment group come from the same vote; with no labelled
+Priority and assignment group come from the neighbours' vote; with no labelled
 neighbours they are the taxonomy's default priority and the category's group.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from ..domain import Classification, Labels, LabelSource, Neighbour, Path, Taxonomy
-from ..ports import ClassificationRequest, Embedder
+from ..ports import ClassificationRequest, Embedder, Memory
+
+log = logging.getLogger(__name__)
 
 NAME = "local-embedding"
 
@@ -36,6 +41,36 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return weights / weights.sum()
 
 
+class LexicalHead:
+    """TF-IDF (1-2 grams, sublinear tf) and a linear SVM over one tenant's labelled memory."""
+
+    def __init__(self, vectorizer: object, model: object, size: int):
+        self._vectorizer = vectorizer
+        self._model = model
+        self.size = size
+        self.fitted_at = time.monotonic()
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], categories: Sequence[str], weights: Sequence[float]) -> LexicalHead | None:
+        if len(set(categories)) < 2:
+            return None
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.svm import LinearSVC
+
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=200_000)
+        features = vectorizer.fit_transform(texts)
+        model = LinearSVC().fit(features, list(categories), sample_weight=np.asarray(weights))
+        return cls(vectorizer, model, len(texts))
+
+    def probabilities(self, text: str, names: Sequence[str], temperature: float) -> np.ndarray:
+        margins = self._model.decision_function(self._vectorizer.transform([text]))[0]  # type: ignore[attr-defined]
+        classes = list(self._model.classes_)  # type: ignore[attr-defined]
+        if len(classes) == 2:  # a binary SVM gives one margin, for the second class
+            margins = np.array([-margins, margins])
+        known = _softmax(np.asarray(margins, dtype=float), temperature)
+        return np.array([known[classes.index(name)] if name in classes else 0.0 for name in names])
+
+
 class LocalEmbeddingClassifier:
     name = NAME
 
@@ -43,23 +78,34 @@ class LocalEmbeddingClassifier:
         self,
         embedder: Embedder,
         *,
-        # On the taxonomy alone the classifier is often unsure: a softer softmax keeps its
-        # confidence near its accuracy (replay of the IT set: mean 0.45 vs accuracy 0.34 at 0.08,
-        # 0.73 vs 0.34 at 0.03); with labelled neighbours, answers at >= 0.8 were 97% right.
+        memory: Memory | None = None,
+        # On the taxonomy alone the classifier is often unsure: a soft softmax keeps its
+        # confidence near its accuracy (replay of the IT set: mean 0.45 vs accuracy 0.34).
         temperature: float = 0.08,
-        # Chosen by replaying the shared IT ticket set: with 3,000 labelled tickets in
-        # memory this matches a plain 10-nearest-neighbour vote (accuracy 0.80).
-        evidence_floor: float = 0.2,
+        similarity_exponent: float = 4.0,
         prior_strength: float = 0.1,
         human_weight: float = 2.0,
+        head_share: float = 0.5,
+        head_temperature: float = 0.2,
+        head_min_entries: int = 50,
+        head_refresh_seconds: float = 900.0,
     ):
         self._embedder = embedder
+        self._memory = memory
         self._temperature = temperature
-        self._evidence_floor = evidence_floor
+        self._exponent = similarity_exponent
         self._prior_strength = prior_strength
         self._human_weight = human_weight
+        self._head_share = head_share
+        self._head_temperature = head_temperature
+        self._head_min_entries = head_min_entries
+        self._head_refresh_seconds = head_refresh_seconds
         self._prototypes: dict[Taxonomy, list[np.ndarray]] = {}
+        self._heads: dict[str, LexicalHead | None] = {}
+        self._refitting: set[str] = set()
         self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ evidence
 
     def _prototypes_for(self, taxonomy: Taxonomy) -> list[np.ndarray]:
         """Per category, the embeddings of its name with description, and of its examples."""
@@ -72,30 +118,78 @@ class LocalEmbeddingClassifier:
             return self._prototypes[taxonomy]
 
     def _weight(self, neighbour: Neighbour) -> float:
-        """How much one labelled neighbour counts: nothing below the floor, then growing fast."""
-        closeness = max(0.0, (neighbour.similarity - self._evidence_floor) / (1.0 - self._evidence_floor))
         boost = self._human_weight if neighbour.label_source is LabelSource.HUMAN else 1.0
-        return closeness**2 * boost
+        return max(neighbour.similarity, 0.0) ** self._exponent * boost
+
+    def fit_head(self, tenant: str, entries: Iterable[tuple[str, str, bool]]) -> LexicalHead | None:
+        """Fit the lexical head of a tenant from (text, category, verified by a human) now."""
+        texts, categories, weights = [], [], []
+        for text, category, human in entries:
+            texts.append(text)
+            categories.append(category)
+            weights.append(self._human_weight if human else 1.0)
+        head = LexicalHead.fit(texts, categories, weights) if len(texts) >= self._head_min_entries else None
+        with self._lock:
+            self._heads[tenant] = head
+        return head
+
+    def _refit_from_memory(self, tenant: str) -> None:
+        assert self._memory is not None
+        started = time.perf_counter()
+        try:
+            entries = self._memory.entries(tenant)
+            head = self.fit_head(
+                tenant, ((e.text, e.labels.category, e.label_source is LabelSource.HUMAN) for e in entries)
+            )
+            log.info(
+                "lexical head fitted",
+                extra={
+                    "tenant": tenant,
+                    "entries": head.size if head else 0,
+                    "seconds": round(time.perf_counter() - started, 2),
+                },
+            )
+        except Exception:  # the head is an extra: classification goes on without it
+            log.warning("lexical head not fitted", extra={"tenant": tenant}, exc_info=True)
+            with self._lock:
+                self._heads.setdefault(tenant, None)
+        finally:
+            with self._lock:
+                self._refitting.discard(tenant)
+
+    def _head_for(self, tenant: str) -> LexicalHead | None:
+        """The tenant's current head; a stale or missing one is refitted in the background."""
+        with self._lock:
+            head = self._heads.get(tenant)
+            stale = tenant not in self._heads or (
+                head is not None and time.monotonic() - head.fitted_at > self._head_refresh_seconds
+            )
+            if self._memory is not None and stale and tenant not in self._refitting:
+                self._refitting.add(tenant)
+                threading.Thread(
+                    target=self._refit_from_memory, args=(tenant,), name=f"head-{tenant}", daemon=True
+                ).start()
+            return head
+
+    # ------------------------------------------------------------------ classify
 
     def classify(self, request: ClassificationRequest) -> Classification:
         taxonomy = request.taxonomy
+        names = list(taxonomy.category_names)
         category_vectors = self._prototypes_for(taxonomy)
         query = np.asarray(request.embedding)
 
         # What the taxonomy alone says: half the closest phrase, half the category's centre.
         description_scores = np.array(
-            [
-                0.5 * float(np.max(vectors @ query)) + 0.5 * float(np.mean(vectors @ query))
-                for vectors in category_vectors
-            ]
+            [0.5 * float(np.max(v @ query)) + 0.5 * float(np.mean(v @ query)) for v in category_vectors]
         )
         from_taxonomy = _softmax(description_scores, self._temperature)
 
-        names = list(taxonomy.category_names)
+        neighbours = list(request.neighbours) or list(request.examples)
         votes = np.zeros(len(names))
         priority_votes: dict[str, float] = defaultdict(float)
         group_votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for neighbour in request.examples:
+        for neighbour in neighbours:
             if neighbour.labels.category not in names:
                 continue  # a label from an older taxonomy teaches nothing
             weight = self._weight(neighbour)
@@ -103,8 +197,17 @@ class LocalEmbeddingClassifier:
             priority_votes[neighbour.labels.priority] += weight
             group_votes[neighbour.labels.category][neighbour.labels.assignment_group] += weight
         evidence = float(votes.sum())
+        from_neighbours = votes / evidence if evidence > 0 else np.zeros(len(names))
+
+        head = self._head_for(request.tenant)
+        from_head = head.probabilities(request.text, names, self._head_temperature) if head else None
+        if from_head is not None and from_head.sum() > 0:
+            share = self._head_share if evidence > 0 else 1.0
+            from_memory = (1.0 - share) * from_neighbours + share * from_head
+            evidence += 1.0  # a fitted head counts as one close, certain neighbour
+        else:
+            from_memory = from_neighbours
         blend = evidence / (evidence + self._prior_strength)
-        from_memory = votes / evidence if evidence > 0 else np.zeros(len(names))
         probabilities = blend * from_memory + (1.0 - blend) * from_taxonomy
 
         best = int(np.argmax(probabilities))
@@ -117,7 +220,12 @@ class LocalEmbeddingClassifier:
             labels=Labels(category=category, priority=priority, assignment_group=assignment_group),
             confidence=round(float(probabilities[best]), 4),
             rationale=self._rationale(
-                category, description_scores[best], request.examples, votes[best], evidence, blend
+                category,
+                description_scores[best],
+                neighbours,
+                from_neighbours[best],
+                from_head[best] if from_head is not None else None,
+                blend,
             ),
             path=Path.CLASSIFIER,
             classifier=NAME,
@@ -137,23 +245,25 @@ class LocalEmbeddingClassifier:
     def _rationale(
         category: str,
         description_score: float,
-        examples: Sequence[Neighbour],
-        category_votes: float,
-        evidence: float,
+        neighbours: Sequence[Neighbour],
+        neighbour_share: float,
+        head_probability: float | None,
         blend: float,
     ) -> str:
         parts = [f"Closest to the {category} description (similarity {description_score:.2f})"]
-        agreeing = [n for n in examples if n.labels.category == category]
-        if evidence > 0:
-            best = max(agreeing, key=lambda n: n.similarity) if agreeing else None
-            share = category_votes / evidence
+        agreeing = [n for n in neighbours if n.labels.category == category]
+        if neighbours:
             text = (
-                f"{len(agreeing)} of {len(examples)} similar labelled tickets agree ({share:.0%} of the weighted vote"
+                f"{len(agreeing)} of {len(neighbours)} similar labelled tickets agree "
+                f"({neighbour_share:.0%} of the weighted vote"
             )
-            if best is not None:
+            if agreeing:
+                best = max(agreeing, key=lambda n: n.similarity)
                 text += f"; closest {best.ticket_id} at {best.similarity:.2f}"
             parts.append(text + ")")
-            parts.append(f"memory weighs {blend:.0%} of the decision")
         else:
             parts.append("no similar labelled tickets yet")
+        if head_probability is not None:
+            parts.append(f"keyword model {head_probability:.0%}")
+        parts.append(f"memory weighs {blend:.0%} of the decision")
         return "; ".join(parts) + "."

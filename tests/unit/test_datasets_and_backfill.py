@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import HashingEmbedder, InMemoryMemory
+from triage.backfill import backfill
+from triage.datasets import Columns, LabelledRow, Rejection, labelled_rows, taxonomy_from_labels
+from triage.domain import Labels, LabelSource
+from triage.errors import MemoryUnavailable
+
+COLUMNS = Columns(title="title", description="body", category="category", priority="priority")
+
+
+def write_csv(tmp_path: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    path = tmp_path / "tickets.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["title", "body", "category", "priority"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_rows_are_checked_against_the_taxonomy_with_reasons(tmp_path, taxonomy):
+    path = write_csv(
+        tmp_path,
+        [
+            {"title": "VPN drops", "body": "every hour", "category": "Network", "priority": ""},
+            {"title": "", "body": "", "category": "Network", "priority": ""},
+            {"title": "Printer", "body": "jam", "category": "Plumbing", "priority": ""},
+            {"title": "Laptop", "body": "broken", "category": "Hardware", "priority": "Whenever"},
+            {"title": "VPN drops", "body": "every hour", "category": "Network", "priority": "High"},
+            {"title": "Ünïcode ✓", "body": "multi\nline", "category": "", "priority": ""},
+        ],
+    )
+    results = list(labelled_rows(path, COLUMNS, taxonomy=taxonomy, max_chars=4000))
+    (good,) = [r for r in results if isinstance(r, LabelledRow)]
+    assert good.text == "VPN drops\nevery hour"
+    assert good.labels == Labels("Network", "Medium", "Network Operations")  # defaults from the taxonomy
+    assert good.row_id.startswith("imported-")
+    assert [r.reason for r in results if isinstance(r, Rejection)] == [
+        "empty text",
+        "category 'Plumbing' is not in the taxonomy",
+        "priority 'Whenever' is not in the taxonomy",
+        "same text as line 2",
+        "no category",
+    ]
+
+
+def test_json_lines_with_ids_and_without_a_taxonomy(tmp_path):
+    path = tmp_path / "tickets.jsonl"
+    lines = [
+        {"id": "A-1", "summary": "Disk full", "queue": "Storage"},
+        "not json",
+        {"id": "A-1", "summary": "Another", "queue": "Storage"},
+        {"id": "A-2", "summary": "Mailbox", "queue": "Mail"},
+    ]
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n")
+    columns = Columns(title="summary", category="queue", row_id="id")
+    results = list(labelled_rows(path, columns, taxonomy=None, max_chars=4000))
+    assert [r.row_id for r in results if isinstance(r, LabelledRow)] == ["A-1", "A-2"]
+    not_json, repeated = (r.reason for r in results if isinstance(r, Rejection))
+    assert not_json.startswith("not JSON")
+    assert repeated == "same id as line 1"
+    taxonomy = taxonomy_from_labels([r for r in results if isinstance(r, LabelledRow)])
+    assert taxonomy.category_names == ("Mail", "Storage")
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = write_csv(tmp_path, [{"title": "x", "body": "", "category": "Network", "priority": ""}])
+    (rejection,) = labelled_rows(path, Columns(title="subject", category="category"), taxonomy=None, max_chars=10)
+    assert rejection.reason == "no column subject"
+
+
+def rows(count: int) -> list[LabelledRow]:
+    return [
+        LabelledRow(i, f"id-{i}", f"ticket number {i} about vpn", Labels("Network", "Medium", "Network Operations"))
+        for i in range(count)
+    ]
+
+
+def test_backfill_loads_skips_known_ids_and_counts_rejections():
+    memory, embedder = InMemoryMemory(), HashingEmbedder()
+    report = backfill(
+        [*rows(5), Rejection(9, "empty text")], embedder=embedder, memory=memory, tenant="acme", chunk_size=2
+    )
+    assert (report.loaded, report.skipped, dict(report.rejected)) == (5, 0, {"empty text": 1})
+    assert {e.label_source for e in memory.stored.values()} == {LabelSource.IMPORTED}
+    assert {e.tenant for e in memory.stored.values()} == {"acme"}
+    calls = embedder.calls
+    again = backfill(rows(7), embedder=embedder, memory=memory, tenant="acme", chunk_size=2)
+    assert (again.loaded, again.skipped) == (2, 5)
+    assert embedder.calls - calls == 2  # only the two chunks holding new rows were embedded
+
+
+def test_an_interrupted_backfill_is_finished_by_running_it_again():
+    memory, embedder = InMemoryMemory(), HashingEmbedder()
+    original = memory.remember
+    written = 0
+
+    def fail_on_the_third_chunk(*entries):
+        nonlocal written
+        if written == 2:
+            raise MemoryUnavailable("connection reset")
+        written += 1
+        original(*entries)
+
+    memory.remember = fail_on_the_third_chunk
+    with pytest.raises(MemoryUnavailable):
+        backfill(rows(10), embedder=embedder, memory=memory, tenant="acme", chunk_size=2)
+    assert len(memory.stored) == 4
+    memory.remember = original
+    report = backfill(rows(10), embedder=embedder, memory=memory, tenant="acme", chunk_size=2)
+    assert (report.loaded, report.skipped) == (6, 4)
+    assert sorted(memory.stored) == sorted(f"id-{i}" for i in range(10))
