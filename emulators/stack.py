@@ -350,35 +350,40 @@ class LocalStack:
         ensure_port_free(config.host, worker_port, f"{name} worker", "--worker-port")
         suffix = "" if name == "default" else f"-{name}"
         topic, dead_letter = f"tickets{suffix}", f"tickets{suffix}-dead-letter"
+        writeback_topic = f"ticket-writeback{suffix}"
         subscription = f"tickets{suffix}-worker"
         project = config.project
         pubsub = f"http://{self.pubsub_host}/v1/projects/{project}"
-        rest(f"{pubsub}/topics/{topic}")
+        worker_url = f"http://{config.host}:{worker_port}"
         rest(f"{pubsub}/topics/{dead_letter}")
         rest(f"{pubsub}/subscriptions/{dead_letter}-sub", payload={"topic": f"projects/{project}/topics/{dead_letter}"})
-        worker_url = f"http://{config.host}:{worker_port}"
-        rest(
-            f"{pubsub}/subscriptions/{subscription}",
-            payload={
-                "topic": f"projects/{project}/topics/{topic}",
-                "ackDeadlineSeconds": 120,
-                # The path makes functions-framework give the event the topic as its source.
-                "pushConfig": {"pushEndpoint": f"{worker_url}/projects/{project}/topics/{topic}"},
-                # Accepted but not enforced by the emulator; production's Terraform sets the same.
-                "deadLetterPolicy": {
-                    "deadLetterTopic": f"projects/{project}/topics/{dead_letter}",
-                    "maxDeliveryAttempts": 10,
+        # Classification work and write-back work: two topics, both pushed to the worker.
+        for work_topic, work_subscription in ((topic, subscription), (writeback_topic, f"{writeback_topic}-worker")):
+            rest(f"{pubsub}/topics/{work_topic}")
+            rest(
+                f"{pubsub}/subscriptions/{work_subscription}",
+                payload={
+                    "topic": f"projects/{project}/topics/{work_topic}",
+                    "ackDeadlineSeconds": 120,
+                    # The path makes functions-framework give the event the topic as its source.
+                    "pushConfig": {"pushEndpoint": f"{worker_url}/projects/{project}/topics/{work_topic}"},
+                    # Accepted but not enforced by the emulator; production's Terraform sets the same.
+                    "deadLetterPolicy": {
+                        "deadLetterTopic": f"projects/{project}/topics/{dead_letter}",
+                        "maxDeliveryAttempts": 10,
+                    },
+                    "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "60s"},
                 },
-                "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "60s"},
-            },
-        )
+            )
         chroma = urllib.parse.urlsplit(self.chroma_url)
         wiring = {
             "GOOGLE_CLOUD_PROJECT": project,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "TICKETS_TOPIC": topic,
+            "WRITEBACK_TOPIC": writeback_topic,
             "TICKETS_COLLECTION": f"tickets{suffix}",
+            "DELIVERIES_COLLECTION": f"webhook-deliveries{suffix}",
             "CHROMA_HOST": chroma.hostname or config.host,
             "CHROMA_PORT": str(chroma.port or 8000),
             "CHROMA_COLLECTION": f"tickets{suffix}",

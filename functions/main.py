@@ -32,6 +32,14 @@ def process_ticket(cloud_event: CloudEvent) -> None:
         message = messages.decode_pubsub_event(cloud_event.get_data(), service.MESSAGE_KINDS)
         if message.kind == service.WARM_UP:
             outcome = service.warm_up(embedder=bootstrap.embedder())
+        elif message.kind == service.WRITE_BACK:
+            outcome = service.write_back(
+                message.ticket_id,
+                store=bootstrap.store(),
+                targets=bootstrap.writeback_targets(),
+                clock=bootstrap.clock(),
+                lease_seconds=bootstrap.settings().processing_lease_seconds,
+            )
         elif message.kind == service.REMEMBER:
             outcome = service.remember(
                 message.ticket_id,
@@ -50,6 +58,7 @@ def process_ticket(cloud_event: CloudEvent) -> None:
                 taxonomy=bootstrap.taxonomy(),
                 clock=bootstrap.clock(),
                 options=bootstrap.processing_options(),
+                writeback=bootstrap.writeback_queue(),
             )
     except PermanentError as error:
         log.error(

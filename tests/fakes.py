@@ -35,6 +35,7 @@ class FakeClock:
 class InMemoryTicketStore:
     def __init__(self) -> None:
         self.tickets: dict[str, Ticket] = {}
+        self.deliveries: set[tuple[str, str]] = set()
         self.fail_next: list[str] = []  # operations ("create", "get", "update", "delete") that fail once
         self.writes = 0
         self._lock = threading.Lock()
@@ -73,6 +74,18 @@ class InMemoryTicketStore:
             self._maybe_fail("mark_published")
             if ticket_id in self.tickets:
                 self.tickets[ticket_id] = dataclasses.replace(self.tickets[ticket_id], published=True, updated_at=now)
+
+    def claim_delivery(self, source: str, delivery_id: str) -> bool:
+        with self._lock:
+            self._maybe_fail("claim_delivery")
+            if (source, delivery_id) in self.deliveries:
+                return False
+            self.deliveries.add((source, delivery_id))
+            return True
+
+    def release_delivery(self, source: str, delivery_id: str) -> None:
+        with self._lock:
+            self.deliveries.discard((source, delivery_id))
 
     def delete(self, ticket_id: str) -> None:
         with self._lock:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import functions_framework
+
+from tests.fakes import FakeClock, InMemoryMemory, InMemoryTicketStore, RecordingPublisher
+from triage import bootstrap
 from triage.adapters.chroma import ChromaMemory
 
 
@@ -20,3 +26,35 @@ def connect_chroma(url: str, collection: str, embedding_model: str = "test-model
         embedding_model=embedding_model,
         model_version=version,
     )
+
+
+MAIN = str(Path(__file__).parents[1] / "functions" / "main.py")
+
+
+class Api:
+    def __init__(self, taxonomy):
+        self.store = InMemoryTicketStore()
+        self.publisher = RecordingPublisher()
+        self.memory = InMemoryMemory()
+        self.clock = FakeClock()
+        bootstrap.override(
+            store=self.store, publisher=self.publisher, memory=self.memory, clock=self.clock, taxonomy=taxonomy
+        )
+        self.client = functions_framework.create_app("api", MAIN).test_client()
+
+    def post(self, path: str, body=None, headers=None, **kwargs):
+        if body is not None and "data" not in kwargs:
+            kwargs["data"] = json.dumps(body)
+            kwargs.setdefault("content_type", "application/json")
+        return self.client.post(path, headers=headers or {}, **kwargs)
+
+    def nothing_stored(self) -> bool:
+        return self.store.tickets == {} and self.publisher.messages == []
+
+
+def error_of(response) -> dict:
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert {"code", "message"} <= set(body["error"])
+    return body["error"]

@@ -7,6 +7,7 @@ Tests swap in their own components with ``override`` and clear them with ``reset
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,8 +16,8 @@ from typing import Any, TypeVar
 from . import logs
 from .config import Settings, load_settings, load_taxonomy
 from .domain import Taxonomy
-from .ports import Classifier, Clock, Embedder, Memory, Publisher, TicketStore
-from .service import ProcessingOptions
+from .ports import Classifier, Clock, Embedder, Memory, Publisher, TicketStore, WritebackTarget
+from .service import ProcessingOptions, WritebackQueue
 
 VERSION = "0.1.0"
 
@@ -73,7 +74,11 @@ def store() -> TicketStore:
         from .adapters.firestore import FirestoreTicketStore
 
         config = settings()
-        return FirestoreTicketStore(firestore.Client(project=config.google_cloud_project), config.tickets_collection)
+        return FirestoreTicketStore(
+            firestore.Client(project=config.google_cloud_project),
+            config.tickets_collection,
+            deliveries_collection=config.deliveries_collection,
+        )
 
     return _component("store", build)
 
@@ -159,3 +164,68 @@ def processing_options() -> ProcessingOptions:
         )
 
     return _component("processing_options", build)
+
+
+def writeback_queue() -> WritebackQueue | None:
+    """Where a classified ticket asks for its labels to be written back; None if no source wants it."""
+
+    def build() -> WritebackQueue | None:
+        from .adapters.pubsub import PubSubPublisher
+
+        config = settings()
+        if not config.writeback_sources:
+            return None
+        publisher = PubSubPublisher.create(
+            config.google_cloud_project, config.writeback_topic, timeout_seconds=config.publish_timeout_seconds
+        )
+        return WritebackQueue(sources=config.writeback_sources, publisher=publisher)
+
+    if "writeback_queue" in _overrides:
+        return _overrides["writeback_queue"]
+    with _lock:
+        if "writeback_queue" not in _built:
+            _built["writeback_queue"] = build()
+        return _built["writeback_queue"]
+
+
+def writeback_targets() -> dict[str, WritebackTarget]:
+    def build() -> dict[str, WritebackTarget]:
+        from .adapters.source_clients import jira_client, servicenow_client
+        from .integrations import jira, servicenow
+
+        config = settings()
+        rules = config.writeback_rules
+        options = {
+            "timeout_seconds": config.writeback_timeout_seconds,
+            "max_attempts": config.writeback_max_attempts,
+            "retry_initial_seconds": config.writeback_retry_initial_seconds,
+            "retry_max_seconds": config.writeback_retry_max_seconds,
+        }
+        targets: dict[str, WritebackTarget] = {}
+        if config.jira_writeback != "off":
+            assert config.jira_base_url and config.jira_user_email and config.jira_api_token
+            client = jira_client(
+                base_url=config.jira_base_url,
+                email=config.jira_user_email,
+                api_token=config.jira_api_token.get_secret_value(),
+                **options,
+            )
+            targets["jira"] = WritebackTarget(
+                client, functools.partial(jira.plan, rules=rules), dry_run=config.jira_writeback == "dry_run"
+            )
+        if config.servicenow_writeback != "off":
+            assert config.servicenow_instance_url and config.servicenow_user and config.servicenow_password
+            client = servicenow_client(
+                base_url=config.servicenow_instance_url,
+                user=config.servicenow_user,
+                password=config.servicenow_password.get_secret_value(),
+                **options,
+            )
+            targets["servicenow"] = WritebackTarget(
+                client,
+                functools.partial(servicenow.plan, rules=rules),
+                dry_run=config.servicenow_writeback == "dry_run",
+            )
+        return targets
+
+    return _component("writeback_targets", build)

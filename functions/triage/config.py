@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .domain import Taxonomy
 from .errors import ConfigurationError
 from .policy import MemoryPolicy
+from .writeback import WritebackRules
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).with_name("default_taxonomy.json")
 
@@ -78,6 +79,57 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Webhooks in
+    deliveries_collection: str = "webhook_deliveries"
+    webhook_max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    jira_webhook_secret: SecretStr | None = None
+    jira_tenant: str | None = None
+    servicenow_webhook_auth: Literal["none", "basic", "bearer", "hmac"] = "none"
+    servicenow_webhook_user: str | None = None
+    servicenow_webhook_password: SecretStr | None = None
+    servicenow_webhook_token: SecretStr | None = None
+    servicenow_webhook_secret: SecretStr | None = None
+    servicenow_tenant: str | None = None
+
+    # Write-back out
+    writeback_topic: str = "ticket-writeback"
+    writeback_min_confidence: float = Field(0.7, ge=0, le=1)
+    writeback_max_attempts: int = Field(4, ge=1)
+    writeback_retry_initial_seconds: float = Field(0.5, gt=0)
+    writeback_retry_max_seconds: float = Field(30.0, gt=0)
+    writeback_timeout_seconds: float = Field(10.0, gt=0)
+    jira_writeback: Literal["off", "dry_run", "on"] = "off"
+    jira_base_url: str | None = None
+    jira_user_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    jira_writeback_fields: str = "labels"
+    jira_label_prefix: str = "triage-"
+    jira_priority_map: str | None = None
+    servicenow_writeback: Literal["off", "dry_run", "on"] = "off"
+    servicenow_instance_url: str | None = None
+    servicenow_user: str | None = None
+    servicenow_password: SecretStr | None = None
+    servicenow_category_map: str | None = None
+
+    @property
+    def writeback_rules(self) -> WritebackRules:
+        fields = frozenset(f.strip() for f in self.jira_writeback_fields.split(",") if f.strip())
+        return WritebackRules(
+            min_confidence=self.writeback_min_confidence,
+            jira_fields=fields,
+            label_prefix=self.jira_label_prefix,
+            priority_map=_json_map("JIRA_PRIORITY_MAP", self.jira_priority_map),
+            category_map=_json_map("SERVICENOW_CATEGORY_MAP", self.servicenow_category_map),
+        )
+
+    @property
+    def writeback_sources(self) -> frozenset[str]:
+        return frozenset(
+            source
+            for source, mode in (("jira", self.jira_writeback), ("servicenow", self.servicenow_writeback))
+            if mode != "off"
+        )
+
     @property
     def memory_policy(self) -> MemoryPolicy:
         return MemoryPolicy(
@@ -114,14 +166,42 @@ class Settings(BaseSettings):
         return tuple(digests)
 
 
+def _json_map(name: str, value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    try:
+        loaded = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{name} is not JSON: {error}") from error
+    if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+        raise ValueError(f"{name} must be a JSON object of names to names")
+    return {str(k): v for k, v in loaded.items()}
+
+
+_REQUIRED = {
+    ("jira_writeback", "dry_run"): ("jira_base_url", "jira_user_email", "jira_api_token"),
+    ("jira_writeback", "on"): ("jira_base_url", "jira_user_email", "jira_api_token"),
+    ("servicenow_writeback", "dry_run"): ("servicenow_instance_url", "servicenow_user", "servicenow_password"),
+    ("servicenow_writeback", "on"): ("servicenow_instance_url", "servicenow_user", "servicenow_password"),
+    ("servicenow_webhook_auth", "basic"): ("servicenow_webhook_user", "servicenow_webhook_password"),
+    ("servicenow_webhook_auth", "bearer"): ("servicenow_webhook_token",),
+    ("servicenow_webhook_auth", "hmac"): ("servicenow_webhook_secret",),
+}
+
+
 def load_settings() -> Settings:
     try:
         settings = Settings()
-        _ = settings.memory_policy, settings.api_key_digests
+        _ = settings.memory_policy, settings.api_key_digests, settings.writeback_rules
     except (ValidationError, ValueError) as error:
         raise ConfigurationError(f"invalid configuration: {error}") from error
     if settings.memory_neighbours < settings.memory_agreement_neighbours:
         raise ConfigurationError("MEMORY_NEIGHBOURS must be at least MEMORY_AGREEMENT_NEIGHBOURS")
+    for (name, value), needed in _REQUIRED.items():
+        if getattr(settings, name) == value:
+            missing = [n.upper() for n in needed if not getattr(settings, n)]
+            if missing:
+                raise ConfigurationError(f"{name.upper()}={value} needs {', '.join(missing)}")
     if settings.classifier == "gemini" and settings.gemini_api_key is None:
         raise ConfigurationError("CLASSIFIER=gemini needs GEMINI_API_KEY")
     return settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,14 @@ class Status(enum.StrEnum):
     CLASSIFIED_BY_CACHE = "Classified_By_Cache"
     CORRECTED_BY_HUMAN = "Corrected_By_Human"
     FAILED = "Failed"
+
+
+class WritebackStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DRY_RUN = "dry_run"
+    FAILED = "failed"
 
 
 class Path(enum.StrEnum):
@@ -186,6 +194,24 @@ class Correction:
 
 
 @dataclasses.dataclass(frozen=True)
+class Writeback:
+    """Writing the labels back to the ticket's source (Jira, ServiceNow), asynchronously."""
+
+    status: WritebackStatus
+    requested_at: datetime
+    attempts: int = 0
+    lease_expires_at: datetime | None = None
+    started_for: datetime | None = None  # the request the running attempt serves
+    finished_at: datetime | None = None
+    # What was sent (or, in a dry run, would have been): method, url, body, response status.
+    calls: tuple[Mapping[str, Any], ...] = ()
+    # Values this engine set in the source; only these may be overwritten later.
+    written: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    skipped: tuple[str, ...] = ()
+    last_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Ticket:
     ticket_id: str
     tenant: str
@@ -205,6 +231,8 @@ class Ticket:
     classification: Classification | None = None
     corrections: tuple[Correction, ...] = ()
     last_error: str | None = None
+    revision: int = 0
+    writeback: Writeback | None = None
 
     @property
     def labels(self) -> Labels | None:
@@ -335,6 +363,97 @@ def correct(
     )
 
 
+def retriage(ticket: Ticket, *, title: str, description: str, fingerprint: str, now: datetime) -> Ticket:
+    """The source changed the ticket's text: classify it again, unless a human has decided."""
+    if (title, description) == (ticket.title, ticket.description):
+        raise Unchanged(ticket, "the text is unchanged")
+    updated = dataclasses.replace(
+        ticket,
+        title=title,
+        description=description,
+        fingerprint=fingerprint,
+        revision=ticket.revision + 1,
+        updated_at=now,
+    )
+    if ticket.status is Status.CORRECTED_BY_HUMAN:
+        return updated  # a human's labels stand; the text is kept current
+    return dataclasses.replace(
+        updated,
+        status=Status.PENDING,
+        classification=None,
+        attempts=0,
+        lease_expires_at=None,
+        last_error=None,
+        published=False,
+    )
+
+
+def request_writeback(ticket: Ticket, *, now: datetime) -> Ticket:
+    """Ask for the labels in force to be written to the source (again, after a correction)."""
+    previous = ticket.writeback
+    if previous is not None and previous.status is WritebackStatus.PENDING:
+        raise Unchanged(ticket, "a write-back is already pending")
+    written = previous.written if previous else {}
+    running = previous is not None and previous.status is WritebackStatus.RUNNING
+    # A running attempt is left to finish; it sees the newer request and leaves the write-back pending.
+    status = WritebackStatus.RUNNING if running else WritebackStatus.PENDING
+    base = previous or Writeback(status=status, requested_at=now)
+    return dataclasses.replace(
+        ticket, writeback=dataclasses.replace(base, status=status, requested_at=now, written=written), updated_at=now
+    )
+
+
+def begin_writeback(ticket: Ticket, *, now: datetime, lease_seconds: float) -> Ticket:
+    state = ticket.writeback
+    if state is None or state.status not in (WritebackStatus.PENDING, WritebackStatus.RUNNING):
+        raise Unchanged(ticket, f"no write-back pending ({state.status.value if state else 'none requested'})")
+    if state.status is WritebackStatus.RUNNING and state.lease_expires_at and state.lease_expires_at > now:
+        raise TicketBusy(f"ticket {ticket.ticket_id} is being written back by another delivery")
+    return dataclasses.replace(
+        ticket,
+        writeback=dataclasses.replace(
+            state,
+            status=WritebackStatus.RUNNING,
+            attempts=state.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_for=state.requested_at,
+        ),
+        updated_at=now,
+    )
+
+
+def finish_writeback(
+    ticket: Ticket,
+    *,
+    status: WritebackStatus,
+    calls: tuple[Mapping[str, Any], ...],
+    written: Mapping[str, str],
+    skipped: tuple[str, ...],
+    error: str | None,
+    started_for: datetime | None,
+    now: datetime,
+) -> Ticket:
+    state = ticket.writeback
+    if state is None:
+        raise Unchanged(ticket, "no write-back requested")
+    # A correction asked for another write-back while this one ran: that one is still due.
+    newer_request = started_for is not None and state.requested_at != started_for
+    return dataclasses.replace(
+        ticket,
+        writeback=dataclasses.replace(
+            state,
+            status=WritebackStatus.PENDING if newer_request else status,
+            lease_expires_at=None,
+            finished_at=now,
+            calls=calls,
+            written={**state.written, **written},
+            skipped=skipped,
+            last_error=error,
+        ),
+        updated_at=now,
+    )
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -357,6 +476,14 @@ def ticket_to_record(ticket: Ticket) -> dict[str, Any]:
     record["corrections"] = [
         {**dataclasses.asdict(c), "previous": _labels_to_record(c.previous)} for c in ticket.corrections
     ]
+    if ticket.writeback:
+        record["writeback"] = {
+            **dataclasses.asdict(ticket.writeback),
+            "status": ticket.writeback.status.value,
+            "calls": [dict(c) for c in ticket.writeback.calls],
+            "written": dict(ticket.writeback.written),
+            "skipped": list(ticket.writeback.skipped),
+        }
     return record
 
 
@@ -385,11 +512,15 @@ def ticket_from_record(record: Mapping[str, Any]) -> Ticket:
         )
         for c in record.get("corrections") or ()
     )
+    writeback = record.get("writeback")
+    if writeback:
+        values["writeback"] = Writeback(
+            **{
+                **writeback,
+                "status": WritebackStatus(writeback["status"]),
+                "calls": tuple(writeback.get("calls") or ()),
+                "written": dict(writeback.get("written") or {}),
+                "skipped": tuple(writeback.get("skipped") or ()),
+            }
+        )
     return Ticket(**values)
-
-
-def unique(items: Iterable[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for item in items:
-        seen.setdefault(item, None)
-    return list(seen)

@@ -22,7 +22,9 @@ decides what happens next, so the tree is drawn by consequence::
     ├── PermanentError             the worker records ``Failed`` with the reason and acknowledges
     │   ├── MalformedMessage       a Pub/Sub message that is not ours
     │   ├── UnknownTicket          a message for a ticket that does not exist
-    │   └── InvalidModelOutput     the LLM's answer did not parse or fell outside the taxonomy
+    │   ├── InvalidModelOutput     the LLM's answer did not parse or fell outside the taxonomy
+    │   └── WritebackFailed        Jira or ServiceNow refused the write-back, or kept failing
+    │                              after its retries (recorded on the ticket; the labels stay)
     └── ConfigurationError         the process cannot start: a bad setting or a memory built by
                                    another embedding model
 
@@ -133,4 +135,8 @@ class UnknownTicket(PermanentError):
 
 
 class InvalidModelOutput(PermanentError):
+    pass
+
+
+class WritebackFailed(PermanentError):
     pass

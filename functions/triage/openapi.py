@@ -16,6 +16,9 @@ _MODELS = (
     (schemas.TicketView, "serialization"),
     (schemas.ErrorBody, "serialization"),
     (schemas.Health, "serialization"),
+    (schemas.JiraWebhook, "validation"),
+    (schemas.ServiceNowIncident, "validation"),
+    (schemas.WebhookResult, "serialization"),
 )
 
 _ERRORS = {
@@ -116,6 +119,54 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(schemas.TicketView, "The corrected ticket"),
                         **_errors(*body_errors, "404"),
+                    },
+                }
+            },
+            "/webhooks/jira": {
+                "post": {
+                    "operationId": "jiraWebhook",
+                    "summary": "A Jira webhook: creates or re-triages the issue's ticket",
+                    "description": (
+                        "With JIRA_WEBHOOK_SECRET set, `X-Hub-Signature: sha256=<HMAC-SHA256 of the body>` is "
+                        "required; otherwise an API key. `X-Atlassian-Webhook-Identifier` deduplicates retries."
+                    ),
+                    "security": [{}, {"ApiKey": []}],
+                    "parameters": [
+                        {"name": "X-Hub-Signature", "in": "header", "required": False, "schema": {"type": "string"}},
+                        {
+                            "name": "X-Atlassian-Webhook-Identifier",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(schemas.JiraWebhook)}},
+                    },
+                    "responses": {
+                        "202": _json(schemas.WebhookResult, "Ticket created, re-triaged, or already received"),
+                        "200": _json(schemas.WebhookResult, "Acknowledged and ignored (another event, no text change)"),
+                        **_errors(*body_errors),
+                    },
+                }
+            },
+            "/webhooks/servicenow": {
+                "post": {
+                    "operationId": "servicenowWebhook",
+                    "summary": "A ServiceNow incident sent by a Business Rule; deduplicated by sys_id",
+                    "description": (
+                        "Authenticated as SERVICENOW_WEBHOOK_AUTH says: Basic, a bearer token, or "
+                        "`X-Triage-Signature: sha256=<HMAC-SHA256 of the body>`; otherwise an API key."
+                    ),
+                    "security": [{}, {"ApiKey": []}, {"Bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(schemas.ServiceNowIncident)}},
+                    },
+                    "responses": {
+                        "202": _json(schemas.WebhookResult, "Ticket created, or already received"),
+                        **_errors(*body_errors),
                     },
                 }
             },

@@ -8,11 +8,12 @@ adapter or a client library.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from .domain import Classification, Labels, LabelSource, MemoryEntry, Neighbour, Taxonomy, Ticket
+from .writeback import Call, Plan
 
 
 class TicketStore(Protocol):
@@ -32,6 +33,12 @@ class TicketStore(Protocol):
         """Record that the ticket's work message was acknowledged (a single field write, no transaction)."""
 
     def delete(self, ticket_id: str) -> None: ...
+
+    def claim_delivery(self, source: str, delivery_id: str) -> bool:
+        """Record a webhook delivery id; False if it was recorded before (atomic, create-only)."""
+
+    def release_delivery(self, source: str, delivery_id: str) -> None:
+        """Forget a delivery id, so the source's retry of a failed delivery is taken."""
 
 
 class Publisher(Protocol):
@@ -78,6 +85,25 @@ class Classifier(Protocol):
 
     def classify(self, request: ClassificationRequest) -> Classification:
         """Labels inside the taxonomy, or InvalidModelOutput / ClassifierUnavailable."""
+
+
+class SourceClient(Protocol):
+    """Jira's or ServiceNow's REST API, as far as writing labels back goes."""
+
+    base_url: str
+
+    def read(self, ticket: Ticket) -> Mapping[str, Any]:
+        """The source's current values of the fields a write-back may touch."""
+
+    def send(self, call: Call) -> int:
+        """Make the call; its HTTP status, or WritebackFailed after the retries."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WritebackTarget:
+    client: SourceClient
+    plan: Callable[[Ticket, Mapping[str, Any]], Plan]
+    dry_run: bool = False
 
 
 Clock = Callable[[], datetime]

@@ -102,6 +102,24 @@ class CorrectionView(BaseModel):
     corrected_at: datetime
 
 
+class WritebackCall(BaseModel):
+    method: str
+    url: str
+    body: dict[str, Any]
+    status_code: int | None = Field(description="None: not sent (a dry run).")
+
+
+class WritebackView(BaseModel):
+    status: Literal["pending", "running", "done", "dry_run", "failed"]
+    requested_at: datetime
+    finished_at: datetime | None = None
+    attempts: int
+    calls: list[WritebackCall] = Field(description="What was sent to the source, or would have been in a dry run.")
+    written: dict[str, str] = Field(description="Values this engine set in the source.")
+    skipped: list[str] = Field(description="Fields left alone because someone else set them, and why.")
+    last_error: str | None = None
+
+
 class TicketView(BaseModel):
     ticket_id: str
     status: StatusName
@@ -119,6 +137,8 @@ class TicketView(BaseModel):
     corrections: list[CorrectionView]
     attempts: int = Field(description="Processing attempts so far.")
     last_error: str | None
+    revision: int = Field(0, description="How many times the source changed the text and the ticket was re-triaged.")
+    writeback: WritebackView | None = Field(None, description="Writing the labels back to Jira or ServiceNow.")
     created_at: datetime
     updated_at: datetime
 
@@ -128,6 +148,69 @@ class ClassifyAccepted(BaseModel):
     status: StatusName
     status_url: str
     duplicate: bool = Field(description="True when an earlier request already created this ticket.")
+
+
+class _Open(BaseModel):
+    """Webhook bodies are the sources' own: unknown fields are allowed and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class JiraIssueFields(_Open):
+    summary: str | None = None
+    description: str | dict[str, Any] | None = Field(
+        None, description="A plain string (REST v2 webhooks) or an Atlassian Document Format object (v3)."
+    )
+    priority: dict[str, Any] | None = None
+    labels: list[str] | None = None
+    components: list[dict[str, Any]] | None = None
+    project: dict[str, Any] | None = Field(None, description="Its `key` is the tenant unless JIRA_TENANT is set.")
+    reporter: dict[str, Any] | None = None
+
+
+class JiraIssue(_Open):
+    id: str
+    key: str | None = None
+    fields: JiraIssueFields
+
+
+class JiraWebhook(_Open):
+    """A Jira Cloud or Data Center webhook body (`jira:issue_created`, `jira:issue_updated`)."""
+
+    webhookEvent: str
+    issue: JiraIssue | None = None
+    changelog: dict[str, Any] | None = Field(
+        None, description="On `jira:issue_updated`, only a change of summary or description re-triages."
+    )
+
+
+ServiceNowValue = str | dict[str, Any] | None
+
+
+class ServiceNowIncident(_Open):
+    """The incident JSON a Business Rule sends; values may be strings or `{value, display_value}`."""
+
+    sys_id: str
+    short_description: ServiceNowValue = None
+    description: ServiceNowValue = None
+    number: ServiceNowValue = None
+    category: ServiceNowValue = None
+    priority: ServiceNowValue = None
+    impact: ServiceNowValue = None
+    urgency: ServiceNowValue = None
+    assignment_group: ServiceNowValue = None
+    caller_id: ServiceNowValue = None
+    state: ServiceNowValue = None
+    opened_at: ServiceNowValue = None
+
+
+class WebhookResult(BaseModel):
+    action: Literal["created", "duplicate", "retriaged", "unchanged", "ignored"]
+    ticket_id: str | None = None
+    status: StatusName | None = None
+    status_url: str | None = None
+    duplicate: bool | None = None
+    reason: str | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -32,15 +32,37 @@ from .errors import (
     PermanentError,
     TransientError,
     UnknownTicket,
+    WritebackFailed,
 )
-from .ports import ClassificationRequest, Classifier, Clock, Embedder, Memory, Publisher, TicketStore
+from .ports import (
+    ClassificationRequest,
+    Classifier,
+    Clock,
+    Embedder,
+    Memory,
+    Publisher,
+    TicketStore,
+    WritebackTarget,
+)
 
 log = logging.getLogger(__name__)
 
 CLASSIFY = "classify"
 REMEMBER = "remember"
+WRITE_BACK = "write_back"
 WARM_UP = messages.WARM_UP
-MESSAGE_KINDS = (CLASSIFY, REMEMBER, WARM_UP)
+MESSAGE_KINDS = (CLASSIFY, REMEMBER, WRITE_BACK, WARM_UP)
+
+
+@dataclasses.dataclass(frozen=True)
+class WritebackQueue:
+    """Which sources get labels written back, and the topic that carries that work."""
+
+    sources: frozenset[str]
+    publisher: Publisher
+
+    def wants(self, ticket: Ticket) -> bool:
+        return ticket.source in self.sources and ticket.labels is not None
 
 
 # --------------------------------------------------------------------------- ingest
@@ -206,6 +228,7 @@ def process(
     taxonomy: Taxonomy,
     clock: Clock,
     options: ProcessingOptions = ProcessingOptions(),
+    writeback: WritebackQueue | None = None,
 ) -> Outcome:
     """Classify one ticket, from memory when the evidence is strong, else with the classifier.
 
@@ -223,6 +246,7 @@ def process(
             ),
         )
     except domain.Unchanged as unchanged:
+        _resend_writeback(unchanged.ticket, writeback)
         return Outcome("skipped", ticket_id, unchanged.ticket.status, unchanged.reason)
     if ticket.status is Status.FAILED:
         log.error("ticket failed", extra={"ticket_id": ticket_id, "reason": ticket.last_error})
@@ -235,7 +259,9 @@ def process(
         )
         memory.remember(entry)
         try:
-            final = store.update(ticket_id, lambda t: domain.complete(t, classification, now=clock()))
+            final = store.update(
+                ticket_id, lambda t: _with_writeback(domain.complete(t, classification, now=clock()), writeback, clock)
+            )
         except domain.Unchanged as unchanged:
             final = unchanged.ticket
             if final.status is Status.CORRECTED_BY_HUMAN and final.labels:
@@ -253,6 +279,7 @@ def process(
     except Exception as error:
         _note_error(ticket_id, error, store=store, clock=clock)
         raise
+    _resend_writeback(final, writeback)
 
     log.info(
         "ticket classified",
@@ -268,6 +295,25 @@ def process(
         },
     )
     return Outcome("classified", ticket_id, final.status)
+
+
+def _with_writeback(ticket: Ticket, writeback: WritebackQueue | None, clock: Clock) -> Ticket:
+    """Ask, in the same transaction as the new labels, for them to be written to the source."""
+    if writeback is None or not writeback.wants(ticket):
+        return ticket
+    try:
+        return domain.request_writeback(ticket, now=clock())
+    except domain.Unchanged:
+        return ticket
+
+
+def _resend_writeback(ticket: Ticket, writeback: WritebackQueue | None) -> None:
+    """Queue a requested write-back. Also on a redelivery: the first delivery may have died
+    between recording the labels and publishing."""
+    if writeback is None or ticket.writeback is None or not writeback.wants(ticket):
+        return
+    if ticket.writeback.status is domain.WritebackStatus.PENDING:
+        writeback.publisher.publish(ticket.ticket_id, WRITE_BACK)
 
 
 def _classify(
@@ -385,6 +431,156 @@ def warm_up(*, embedder: Embedder) -> Outcome:
     return Outcome("warmed_up", "")
 
 
+# --------------------------------------------------------------------------- write-back
+
+
+def write_back(
+    ticket_id: str,
+    *,
+    store: TicketStore,
+    targets: Mapping[str, WritebackTarget],
+    clock: Clock,
+    lease_seconds: float = 120.0,
+) -> Outcome:
+    """Write the labels in force to the ticket's source, or record why not.
+
+    The source's refusal, or its failure after the client's retries, is recorded on the
+    ticket and the message acknowledged: the classification itself is never touched.
+    """
+    try:
+        ticket = store.update(ticket_id, lambda t: domain.begin_writeback(t, now=clock(), lease_seconds=lease_seconds))
+    except domain.Unchanged as unchanged:
+        return Outcome("skipped", ticket_id, unchanged.ticket.status, unchanged.reason)
+    state = ticket.writeback
+    assert state is not None
+    target = targets.get(ticket.source or "")
+    calls: tuple[Mapping[str, Any], ...] = ()
+    written: Mapping[str, str] = {}
+    skipped: tuple[str, ...] = ()
+    error: str | None = None
+    if target is None:
+        status, error = domain.WritebackStatus.FAILED, f"write-back is not enabled for source {ticket.source!r}"
+    else:
+        sent: list[Mapping[str, Any]] = []
+        try:
+            plan = target.plan(ticket, target.client.read(ticket))
+            skipped = plan.skipped
+            if target.dry_run:
+                status = domain.WritebackStatus.DRY_RUN
+                sent = [call.record(target.client.base_url, None) for call in plan.calls]
+            else:
+                for call in plan.calls:
+                    sent.append(call.record(target.client.base_url, target.client.send(call)))
+                status = domain.WritebackStatus.DONE
+            written = plan.written
+        except WritebackFailed as failure:
+            status, error = domain.WritebackStatus.FAILED, str(failure)
+        calls = tuple(sent)
+    final = store.update(
+        ticket_id,
+        lambda t: domain.finish_writeback(
+            t,
+            status=status,
+            calls=calls,
+            written=written,
+            skipped=skipped,
+            error=error,
+            started_for=state.started_for,
+            now=clock(),
+        ),
+    )
+    log.log(
+        logging.ERROR if status is domain.WritebackStatus.FAILED else logging.INFO,
+        "write-back finished",
+        extra={"ticket_id": ticket_id, "source": ticket.source, "writeback": status.value, "error": error},
+    )
+    return Outcome("written_back", ticket_id, final.status, status.value)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@dataclasses.dataclass(frozen=True)
+class EventResult:
+    action: str  # created | duplicate | retriaged | unchanged | ignored
+    ticket: Ticket | None = None
+    reason: str = ""
+    ticket_id: str | None = None  # known even before the ticket is visible (a concurrent duplicate)
+
+    def __post_init__(self) -> None:
+        if self.ticket is not None and self.ticket_id is None:
+            object.__setattr__(self, "ticket_id", self.ticket.ticket_id)
+
+
+def ingest_event(
+    action: str,
+    submission: Submission | None,
+    *,
+    delivery_id: str | None,
+    store: TicketStore,
+    publisher: Publisher,
+    clock: Clock,
+    reason: str = "",
+    in_flight_for: timedelta = timedelta(seconds=30),
+) -> EventResult:
+    """Take one webhook delivery: create the ticket, or re-triage it when its text changed.
+
+    A delivery id seen before (the source retrying) is answered as a duplicate and does
+    nothing; if taking the delivery fails, its id is released so the retry can succeed.
+    """
+    if action == "ignore" or submission is None:
+        return EventResult("ignored", reason=reason)
+    source = submission.source or "unknown"
+    natural_key = submission.natural_key()
+    if delivery_id and not store.claim_delivery(source, delivery_id):
+        ticket_id = ticket_id_for(natural_key) if natural_key else None
+        existing = store.get(ticket_id) if ticket_id else None
+        return EventResult("duplicate", existing, f"delivery {delivery_id} was already received", ticket_id)
+    try:
+        existing = store.get(ticket_id_for(natural_key)) if natural_key else None
+        if action == "update" and existing is not None:
+            return _retriage(existing, submission, store=store, publisher=publisher, clock=clock)
+        result = ingest(submission, store=store, publisher=publisher, clock=clock, in_flight_for=in_flight_for)
+        return EventResult("created" if result.created else "duplicate", result.ticket)
+    except Exception:
+        if delivery_id:
+            try:
+                store.release_delivery(source, delivery_id)
+            except TransientError:
+                log.warning("could not release a failed delivery", extra={"delivery_id": delivery_id})
+        raise
+
+
+def _retriage(
+    existing: Ticket, submission: Submission, *, store: TicketStore, publisher: Publisher, clock: Clock
+) -> EventResult:
+    try:
+        ticket = store.update(
+            existing.ticket_id,
+            lambda t: domain.retriage(
+                t,
+                title=submission.title,
+                description=submission.description,
+                fingerprint=submission.fingerprint(),
+                now=clock(),
+            ),
+        )
+    except domain.Unchanged as unchanged:
+        ticket = unchanged.ticket
+        if ticket.status is not Status.PENDING or ticket.published:
+            return EventResult("unchanged", ticket, unchanged.reason)
+        # An earlier delivery of this change died before its publish: finish it.
+    if ticket.status is not Status.PENDING:
+        return EventResult("unchanged", ticket, "a human corrected this ticket: the new text is kept, not re-triaged")
+    publisher.publish(ticket.ticket_id, CLASSIFY)
+    try:
+        store.mark_published(ticket.ticket_id, clock())
+    except TransientError:
+        log.warning("published but could not record it", extra={"ticket_id": ticket.ticket_id})
+    log.info("ticket re-triaged", extra={"ticket_id": ticket.ticket_id, "revision": ticket.revision})
+    return EventResult("retriaged", dataclasses.replace(ticket, published=True))
+
+
 # --------------------------------------------------------------------------- feedback
 
 
@@ -406,6 +602,7 @@ def record_feedback(
     publisher: Publisher,
     taxonomy: Taxonomy,
     clock: Clock,
+    writeback: WritebackQueue | None = None,
 ) -> Ticket:
     """Make a human's labels final and teach the memory at once.
 
@@ -428,7 +625,8 @@ def record_feedback(
             and (latest.reviewer, latest.comment) == (feedback.reviewer, feedback.comment)
         ):
             raise domain.Unchanged(ticket, "the same correction is already recorded")
-        return domain.correct(ticket, labels, reviewer=feedback.reviewer, comment=feedback.comment, now=clock())
+        corrected = domain.correct(ticket, labels, reviewer=feedback.reviewer, comment=feedback.comment, now=clock())
+        return _with_writeback(corrected, writeback, clock)
 
     try:
         ticket = store.update(ticket_id, transition)
@@ -444,6 +642,7 @@ def record_feedback(
         log.warning("memory unavailable; the worker will apply the correction", extra={"ticket_id": ticket_id})
     if not relabelled:
         publisher.publish(ticket_id, REMEMBER)
+    _resend_writeback(ticket, writeback)
     log.info(
         "ticket corrected",
         extra={"ticket_id": ticket_id, "status": ticket.status.value, "memory_updated": relabelled},

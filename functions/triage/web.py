@@ -41,12 +41,17 @@ ROUTES = Map(
         Rule("/classify", methods=["POST"], endpoint="classify"),
         Rule("/tickets/<ticket_id>", methods=["GET"], endpoint="get_ticket"),
         Rule("/tickets/<ticket_id>/feedback", methods=["POST"], endpoint="feedback"),
+        Rule("/webhooks/jira", methods=["POST"], endpoint="jira_webhook"),
+        Rule("/webhooks/servicenow", methods=["POST"], endpoint="servicenow_webhook"),
         Rule("/healthz", methods=["GET"], endpoint="healthz"),
         Rule("/openapi.json", methods=["GET"], endpoint="openapi"),
     ],
     strict_slashes=False,
 )
 PUBLIC_ENDPOINTS = frozenset({"healthz"})
+# Webhooks authenticate with their source's own credential when one is configured (Jira
+# cannot send an API key header), else with an API key like every other route.
+WEBHOOK_ENDPOINTS = frozenset({"jira_webhook", "servicenow_webhook"})
 
 
 def error_response(error: BadRequest | TransientError | Exception) -> flask.Response:
@@ -89,7 +94,7 @@ def handle(request: flask.Request) -> flask.Response:
             raise MethodNotAllowed(
                 f"{request.method} is not allowed on {request.path}", details={"allowed": allowed}
             ) from None
-        if endpoint not in PUBLIC_ENDPOINTS:
+        if endpoint not in PUBLIC_ENDPOINTS | WEBHOOK_ENDPOINTS:
             authenticate(request)
         return HANDLERS[endpoint](request, **arguments)
     except (BadRequest, TransientError) as error:
@@ -123,19 +128,27 @@ def authenticate(request: flask.Request) -> None:
         raise Unauthorized("the API key is not valid")
 
 
-def read_json(request: flask.Request) -> Any:
+def read_body(request: flask.Request, limit: int) -> bytes:
+    """The raw JSON body, at most ``limit`` bytes (a signature is computed over these bytes)."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"send the body as application/json, not {request.mimetype or 'nothing'!r}")
-    limit = bootstrap.settings().max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
+    return raw
+
+
+def decode_json(raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest(f"the body is not valid JSON: {error}", code="invalid_json") from None
+
+
+def read_json(request: flask.Request) -> Any:
+    return decode_json(read_body(request, bootstrap.settings().max_body_bytes))
 
 
 def parse(model: type[pydantic.BaseModel], request: flask.Request) -> Any:
@@ -252,8 +265,82 @@ def feedback(request: flask.Request, ticket_id: str) -> flask.Response:
         publisher=bootstrap.publisher(),
         taxonomy=bootstrap.taxonomy(),
         clock=bootstrap.clock(),
+        writeback=bootstrap.writeback_queue(),
     )
     return json_response(ticket_view(ticket))
+
+
+def _accepted(request: flask.Request, result: service.EventResult) -> flask.Response:
+    if result.ticket_id is None:
+        return json_response({"action": result.action, "reason": result.reason}, 200)
+    url = status_url(request, result.ticket_id)
+    body = {
+        "action": result.action,
+        "ticket_id": result.ticket_id,
+        # A concurrent duplicate may arrive before the first delivery's ticket is visible.
+        "status": result.ticket.status.value if result.ticket else "Pending",
+        "status_url": url,
+        "duplicate": result.action == "duplicate",
+    }
+    if result.reason:
+        body["reason"] = result.reason
+    status = 202 if result.action in {"created", "retriaged", "duplicate"} else 200
+    return json_response(body, status, {"Location": url})
+
+
+def _take_event(event: Any, delivery_id: str | None) -> service.EventResult:
+    settings = bootstrap.settings()
+    return service.ingest_event(
+        event.action,
+        event.submission,
+        delivery_id=delivery_id,
+        reason=event.reason,
+        store=bootstrap.store(),
+        publisher=bootstrap.publisher(),
+        clock=bootstrap.clock(),
+        in_flight_for=timedelta(seconds=2 * settings.publish_timeout_seconds),
+    )
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def jira_webhook(request: flask.Request) -> flask.Response:
+    from .integrations import jira, verify_hmac_sha256
+
+    settings = bootstrap.settings()
+    raw = read_body(request, settings.webhook_max_body_bytes)
+    if settings.jira_webhook_secret is not None:
+        secret = settings.jira_webhook_secret.get_secret_value()
+        verify_hmac_sha256(secret, raw, request.headers.get("X-Hub-Signature"), "X-Hub-Signature")
+    else:
+        authenticate(request)
+    event = jira.parse_webhook(decode_json(raw), tenant=settings.jira_tenant)
+    delivery = (request.headers.get("X-Atlassian-Webhook-Identifier") or "").strip()[:200] or None
+    return _accepted(request, _take_event(event, delivery))
+
+
+def servicenow_webhook(request: flask.Request) -> flask.Response:
+    from .integrations import servicenow
+
+    settings = bootstrap.settings()
+    raw = read_body(request, settings.webhook_max_body_bytes)
+    if settings.servicenow_webhook_auth == "none":
+        authenticate(request)
+    else:
+        servicenow.authenticate(
+            request.headers,
+            raw,
+            mode=settings.servicenow_webhook_auth,
+            user=settings.servicenow_webhook_user,
+            password=_secret(settings.servicenow_webhook_password),
+            token=_secret(settings.servicenow_webhook_token),
+            secret=_secret(settings.servicenow_webhook_secret),
+        )
+    event = servicenow.parse_incident(decode_json(raw), tenant=settings.servicenow_tenant or settings.default_tenant)
+    delivery = (request.headers.get("X-Delivery-Id") or "").strip()[:200] or None
+    return _accepted(request, _take_event(event, delivery))
 
 
 def healthz(request: flask.Request) -> flask.Response:
@@ -268,6 +355,8 @@ HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "classify": classify,
     "get_ticket": get_ticket,
     "feedback": feedback,
+    "jira_webhook": jira_webhook,
+    "servicenow_webhook": servicenow_webhook,
     "healthz": healthz,
     "openapi": openapi_document,
 }

@@ -55,3 +55,43 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def fake_itsm():
+    from emulators.fake_itsm import FakeJira, FakeServiceNow
+
+    jira, servicenow = FakeJira().start(), FakeServiceNow().start()
+    yield jira, servicenow
+    jira.stop()
+    servicenow.stop()
+
+
+JIRA_SECRET = "e2e-jira-secret"
+
+
+@pytest.fixture(scope="session")
+def itsm_lane(infrastructure, fake_itsm):
+    """Webhooks in with their sources' credentials; Jira write-back on, ServiceNow in dry-run."""
+    jira, servicenow = fake_itsm
+    return infrastructure.add_lane(
+        "itsm",
+        env={
+            "JIRA_WEBHOOK_SECRET": JIRA_SECRET,
+            "JIRA_WRITEBACK": "on",
+            "JIRA_BASE_URL": jira.base_url,
+            "JIRA_USER_EMAIL": "bot@example.com",
+            "JIRA_API_TOKEN": "jira-token",
+            "JIRA_WRITEBACK_FIELDS": "labels,priority",
+            "SERVICENOW_WEBHOOK_AUTH": "basic",
+            "SERVICENOW_WEBHOOK_USER": "sn-rule",
+            "SERVICENOW_WEBHOOK_PASSWORD": "sn-rule-password",
+            "SERVICENOW_WRITEBACK": "dry_run",
+            "SERVICENOW_INSTANCE_URL": servicenow.base_url,
+            "SERVICENOW_USER": "triage.bot",
+            "SERVICENOW_PASSWORD": "sn-password",
+            "WRITEBACK_MIN_CONFIDENCE": "0",
+            "WRITEBACK_MAX_ATTEMPTS": "3",
+            "WRITEBACK_RETRY_INITIAL_SECONDS": "0.05",
+        },
+    )

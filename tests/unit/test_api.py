@@ -5,55 +5,23 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from pathlib import Path
 
-import functions_framework
 import pytest
 from openapi_spec_validator import validate
 from werkzeug.test import EnvironBuilder
 
-from tests.fakes import FakeClock, InMemoryMemory, InMemoryTicketStore, RecordingPublisher
+from tests.support import Api, error_of
 from triage import bootstrap, domain, web
 from triage.domain import Classification, Labels
 from triage.domain import Path as AnswerPath
 
-MAIN = str(Path(__file__).parents[2] / "functions" / "main.py")
 GOOD = {"title": "VPN drops every 5 minutes", "description": "Since this morning, on Wi-Fi and cable."}
-
-
-class Api:
-    def __init__(self, taxonomy):
-        self.store = InMemoryTicketStore()
-        self.publisher = RecordingPublisher()
-        self.memory = InMemoryMemory()
-        self.clock = FakeClock()
-        bootstrap.override(
-            store=self.store, publisher=self.publisher, memory=self.memory, clock=self.clock, taxonomy=taxonomy
-        )
-        self.client = functions_framework.create_app("api", MAIN).test_client()
-
-    def post(self, path: str, body=None, headers=None, **kwargs):
-        if body is not None and "data" not in kwargs:
-            kwargs["data"] = json.dumps(body)
-            kwargs.setdefault("content_type", "application/json")
-        return self.client.post(path, headers=headers or {}, **kwargs)
-
-    def nothing_stored(self) -> bool:
-        return self.store.tickets == {} and self.publisher.messages == []
 
 
 @pytest.fixture
 def api(taxonomy, monkeypatch) -> Api:
     monkeypatch.delenv("API_KEYS", raising=False)
     return Api(taxonomy)
-
-
-def error_of(response) -> dict:
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert {"code", "message"} <= set(body["error"])
-    return body["error"]
 
 
 def test_classify_answers_202_with_the_ticket_and_where_to_follow_it(api: Api):

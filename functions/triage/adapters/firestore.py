@@ -8,10 +8,11 @@ overwrite each other. This module must never decide a transition itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as google_exceptions
@@ -44,9 +45,17 @@ def _from_document(document: dict[str, Any]) -> Ticket:
 
 
 class FirestoreTicketStore:
-    def __init__(self, client: firestore.Client, collection: str, *, timeout_seconds: float = 10.0):
+    def __init__(
+        self,
+        client: firestore.Client,
+        collection: str,
+        *,
+        deliveries_collection: str = "webhook_deliveries",
+        timeout_seconds: float = 10.0,
+    ):
         self._client = client
         self._collection = client.collection(collection)
+        self._deliveries = client.collection(deliveries_collection)
         self._timeout = timeout_seconds
         self._retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
 
@@ -109,6 +118,23 @@ class FirestoreTicketStore:
             self._collection.document(ticket_id).update(
                 {"published": True, "updated_at": now}, retry=self._retry, timeout=self._timeout
             )
+
+    def _delivery(self, source: str, delivery_id: str) -> Any:
+        key = hashlib.sha256(f"{source}\0{delivery_id}".encode()).hexdigest()[:40]
+        return self._deliveries.document(key)
+
+    def claim_delivery(self, source: str, delivery_id: str) -> bool:
+        record = {"source": source, "delivery_id": delivery_id[:500], "received_at": datetime.now(UTC)}
+        with self._translated("create"):
+            try:
+                self._delivery(source, delivery_id).create(record, retry=self._retry, timeout=self._timeout)
+                return True
+            except google_exceptions.AlreadyExists:
+                return False
+
+    def release_delivery(self, source: str, delivery_id: str) -> None:
+        with self._translated("delete"):
+            self._delivery(source, delivery_id).delete(retry=self._retry, timeout=self._timeout)
 
     def delete(self, ticket_id: str) -> None:
         with self._translated("delete"):

@@ -1,0 +1,137 @@
+"""HTTP clients for writing labels back to Jira and ServiceNow (httpx, Basic auth).
+
+tenacity is the only retry layer: full-jitter exponential backoff that honours
+``Retry-After``, bounded in attempts and time, for 408, 429, 5xx and connection
+errors. Anything else (400, 401, 403, 404) fails at once: retrying will not fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from ..domain import Ticket
+from ..errors import WritebackFailed
+from ..integrations import jira, servicenow
+from ..writeback import Call
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class _Retryable(Exception):
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"{response.status_code} {response.reason_phrase}")
+        self.response = response
+
+
+def _retry_after(state: RetryCallState) -> float | None:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, _Retryable):
+        value = error.response.headers.get("Retry-After")
+        if value and value.isdigit():
+            return float(value)
+    return None
+
+
+class HttpSourceClient:
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        username: str,
+        password: str,
+        read_request: Callable[[Ticket], tuple[str, Mapping[str, str]]],
+        read_fields: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+        timeout_seconds: float = 10.0,
+        max_attempts: int = 4,
+        retry_initial_seconds: float = 0.5,
+        retry_max_seconds: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._read_request = read_request
+        self._read_fields = read_fields
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            auth=(username, password),
+            timeout=timeout_seconds,
+            headers={"Accept": "application/json", "User-Agent": "ticket-triage/0.1"},
+            transport=transport,
+        )
+        jitter = wait_random_exponential(multiplier=retry_initial_seconds, max=min(10.0, retry_max_seconds))
+        self._retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, (_Retryable, httpx.TransportError))),
+            wait=lambda state: max(jitter(state), _retry_after(state) or 0.0),
+            stop=stop_after_attempt(max_attempts) | stop_before_delay(retry_max_seconds),
+            before_sleep=lambda state: log.warning(
+                "write-back call failed; retrying",
+                extra={"source": name, "attempt": state.attempt_number, "error": repr(state.outcome.exception())},
+            ),
+            reraise=True,
+        )
+
+    def _request(self, method: str, path: str, params: Mapping[str, str], body: Any) -> httpx.Response:
+        def attempt() -> httpx.Response:
+            response = self._client.request(method, path, params=dict(params), json=body)
+            if response.status_code in RETRYABLE_STATUS:
+                raise _Retryable(response)
+            return response
+
+        try:
+            response = self._retrying(attempt)
+        except _Retryable as error:
+            raise WritebackFailed(f"{self.name} {method} {path} kept failing: {error}") from error
+        except httpx.TransportError as error:
+            raise WritebackFailed(f"{self.name} unreachable: {type(error).__name__}: {error}") from error
+        if response.status_code >= 400:
+            raise WritebackFailed(f"{self.name} {method} {path} answered {response.status_code}: {response.text[:300]}")
+        return response
+
+    def read(self, ticket: Ticket) -> Mapping[str, Any]:
+        path, params = self._read_request(ticket)
+        return self._read_fields(self._request("GET", path, params, None).json())
+
+    def send(self, call: Call) -> int:
+        return self._request(call.method, call.path, call.params, call.body).status_code
+
+
+def jira_client(*, base_url: str, email: str, api_token: str, **options: Any) -> HttpSourceClient:
+    return HttpSourceClient(
+        name="Jira",
+        base_url=base_url,
+        username=email,
+        password=api_token,
+        read_request=lambda t: (f"/rest/api/3/issue/{jira.issue_key(t)}", {"fields": "labels,components,priority"}),
+        read_fields=jira.read_fields,
+        **options,
+    )
+
+
+def servicenow_client(*, base_url: str, user: str, password: str, **options: Any) -> HttpSourceClient:
+    return HttpSourceClient(
+        name="ServiceNow",
+        base_url=base_url,
+        username=user,
+        password=password,
+        read_request=lambda t: (
+            f"/api/now/table/incident/{t.external_id}",
+            {"sysparm_fields": "category,assignment_group", "sysparm_display_value": "true"},
+        ),
+        read_fields=servicenow.read_fields,
+        **options,
+    )
