@@ -5,7 +5,7 @@ CHROMA_VENV := .venv-chroma
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install run demo demo-gemini test test-unit test-integration test-e2e lint bench lock clean
+.PHONY: install run demo test test-unit test-integration test-e2e test-slow lint bench lock clean
 
 install: $(VENV)/.installed $(CHROMA_VENV)/.installed
 
@@ -41,6 +41,10 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/python -m pytest -m e2e $(ARGS)
+
+# Load and faults through the whole local stack (several minutes; not part of `make test`).
+test-slow: install
+	$(BIN)/python -m pytest tests/load --slow -s $(ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/python -m ruff check functions tests emulators

@@ -16,7 +16,10 @@ Control endpoints (not part of the Gemini API):
   ``{"malformed": true}``, ``{"category": "Not-A-Category"}``, ``{"delay_seconds": 3}``
   (then answers normally), ``{"text": "..."}`` (answers this raw text).
 * ``GET /_fake/calls``: every generateContent request received, in order.
-* ``DELETE /_fake/calls``: forget calls and queued steps.
+* ``DELETE /_fake/calls``: forget calls, queued steps and any schedule.
+* ``POST /_fake/schedule`` with ``{"phases": [{"seconds": 30, "status": 429, "every": 2}, ...]}``:
+  from now on, for each phase in turn, every ``every``-th call (default every call) fails
+  with ``status``; after the last phase the server answers normally again.
 * ``GET /_fake/health``.
 
 Standard library only, so it runs from any Python.
@@ -77,6 +80,8 @@ class FakeGemini:
         self.api_key = api_key
         self.calls: list[dict[str, Any]] = []
         self.steps: deque[dict[str, Any]] = deque()
+        self.phases: list[dict[str, Any]] = []
+        self.schedule_started = 0.0
         self._lock = threading.Lock()
         fake = self
 
@@ -121,6 +126,10 @@ class FakeGemini:
                     fake.script(json.loads(body or b"{}").get("steps", []))
                     self._send(200, {"queued": len(fake.steps)})
                     return
+                if self.path == "/_fake/schedule":
+                    fake.schedule(json.loads(body or b"{}").get("phases", []))
+                    self._send(200, {"phases": len(fake.phases)})
+                    return
                 path = self.path.split("?", 1)[0]
                 match = _GENERATE.match(path)
                 if not match:
@@ -151,6 +160,25 @@ class FakeGemini:
         with self._lock:
             self.calls.clear()
             self.steps.clear()
+            self.phases = []
+
+    def schedule(self, phases: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.phases = list(phases)
+            self.schedule_started = time.monotonic()
+            self._scheduled_calls = 0
+
+    def _scheduled_step(self) -> dict[str, Any]:
+        """The failure the current phase of the schedule asks for, if any (call under the lock)."""
+        elapsed = time.monotonic() - self.schedule_started
+        for phase in self.phases:
+            if elapsed < float(phase["seconds"]):
+                self._scheduled_calls += 1
+                if self._scheduled_calls % int(phase.get("every", 1)) == 0:
+                    return {"status": int(phase["status"])}
+                return {}
+            elapsed -= float(phase["seconds"])
+        return {}
 
     def script(self, steps: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -165,7 +193,7 @@ class FakeGemini:
         except json.JSONDecodeError:
             request = None
         with self._lock:
-            step = self.steps.popleft() if self.steps else {}
+            step = self.steps.popleft() if self.steps else self._scheduled_step()
             call = {"model": model, "request": request, "step": step, "time": time.time()}
             self.calls.append(call)
         if self.api_key is not None and key != self.api_key:

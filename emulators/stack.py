@@ -179,6 +179,13 @@ class ManagedProcess:
         self.stop()
         raise StackError(f"{self.name} was not ready within {timeout:.0f}s:\n{self.log_tail()}")
 
+    def kill(self) -> None:
+        """Stop it the hard way (SIGKILL to its whole group), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -30,7 +30,15 @@ def process_ticket(cloud_event: CloudEvent) -> None:
     bootstrap.settings()
     try:
         message = messages.decode_pubsub_event(cloud_event.get_data(), service.MESSAGE_KINDS)
-        if message.kind == service.WARM_UP:
+        if message.dead_letter_deliveries is not None:
+            outcome = service.dead_letter(
+                message.ticket_id,
+                message.kind,
+                message.dead_letter_deliveries,
+                store=bootstrap.store(),
+                clock=bootstrap.clock(),
+            )
+        elif message.kind == service.WARM_UP:
             outcome = service.warm_up(embedder=bootstrap.embedder())
         elif message.kind == service.WRITE_BACK:
             outcome = service.write_back(
@@ -39,6 +47,7 @@ def process_ticket(cloud_event: CloudEvent) -> None:
                 targets=bootstrap.writeback_targets(),
                 clock=bootstrap.clock(),
                 lease_seconds=bootstrap.settings().processing_lease_seconds,
+                max_attempts=bootstrap.settings().max_delivery_attempts,
             )
         elif message.kind == service.REMEMBER:
             outcome = service.remember(
@@ -47,6 +56,7 @@ def process_ticket(cloud_event: CloudEvent) -> None:
                 embedder=bootstrap.embedder(),
                 memory=bootstrap.memory(),
                 options=bootstrap.processing_options(),
+                clock=bootstrap.clock(),
             )
         else:
             outcome = service.process(
@@ -59,6 +69,7 @@ def process_ticket(cloud_event: CloudEvent) -> None:
                 clock=bootstrap.clock(),
                 options=bootstrap.processing_options(),
                 writeback=bootstrap.writeback_queue(),
+                fallback=bootstrap.fallback_classifier(),
             )
     except PermanentError as error:
         log.error(

@@ -13,14 +13,21 @@ from triage.config import DEFAULT_TAXONOMY_FILE, load_taxonomy
 from triage.domain import Taxonomy
 
 TESTS = Path(__file__).parent
-LAYERS = ("unit", "integration", "e2e")
+LAYERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "load": "slow"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the slow load and fault tests (tests/load)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_slow = pytest.mark.skip(reason="slow: run with --slow (make test-slow)")
     for item in items:
         layer = Path(str(item.fspath)).relative_to(TESTS).parts[0]
         if layer in LAYERS:
-            item.add_marker(getattr(pytest.mark, layer))
+            item.add_marker(getattr(pytest.mark, LAYERS[layer]))
+        if layer == "load" and not config.getoption("--slow"):
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture(autouse=True)

@@ -87,6 +87,19 @@ class InMemoryTicketStore:
         with self._lock:
             self.deliveries.discard((source, delivery_id))
 
+    def find(self, *, status=None, writeback_status=None, remembered=None, updated_before=None, limit=100):
+        with self._lock:
+            self._maybe_fail("find")
+            found = [
+                t
+                for t in self.tickets.values()
+                if (status is None or t.status is status)
+                and (writeback_status is None or (t.writeback is not None and t.writeback.status is writeback_status))
+                and (remembered is None or (t.classification is not None and t.classification.remembered is remembered))
+                and (updated_before is None or t.updated_at < updated_before)
+            ]
+            return sorted(found, key=lambda t: t.updated_at)[:limit]
+
     def delete(self, ticket_id: str) -> None:
         with self._lock:
             self._maybe_fail("delete")

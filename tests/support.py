@@ -37,10 +37,12 @@ class Api:
         self.publisher = RecordingPublisher()
         self.memory = InMemoryMemory()
         self.clock = FakeClock()
+        bootstrap.reset()  # settings come from the environment as it is now
         bootstrap.override(
             store=self.store, publisher=self.publisher, memory=self.memory, clock=self.clock, taxonomy=taxonomy
         )
-        self.client = functions_framework.create_app("api", MAIN).test_client()
+        self.app = functions_framework.create_app("api", MAIN)
+        self.client = self.app.test_client()
 
     def post(self, path: str, body=None, headers=None, **kwargs):
         if body is not None and "data" not in kwargs:

@@ -17,6 +17,8 @@ from . import logs
 from .config import Settings, load_settings, load_taxonomy
 from .domain import Taxonomy
 from .ports import Classifier, Clock, Embedder, Memory, Publisher, TicketStore, WritebackTarget
+from .redaction import redactor
+from .security import RateLimiter
 from .service import ProcessingOptions, WritebackQueue
 
 VERSION = "0.1.0"
@@ -161,6 +163,8 @@ def processing_options() -> ProcessingOptions:
             model_text_max_chars=config.model_text_max_chars,
             processing_lease_seconds=config.processing_lease_seconds,
             max_delivery_attempts=config.max_delivery_attempts,
+            redact=redactor(config.redaction_kinds),
+            memory_unavailable=config.memory_unavailable,
         )
 
     return _component("processing_options", build)
@@ -229,3 +233,37 @@ def writeback_targets() -> dict[str, WritebackTarget]:
         return targets
 
     return _component("writeback_targets", build)
+
+
+def rate_limiter() -> RateLimiter | None:
+    if "rate_limiter" in _overrides:
+        return _overrides["rate_limiter"]
+    with _lock:
+        if "rate_limiter" not in _built:
+            per_minute = settings().rate_limit_per_minute
+            _built["rate_limiter"] = RateLimiter(per_minute) if per_minute else None
+        return _built["rate_limiter"]
+
+
+def storage_redactor() -> Callable[[str], str]:
+    """What ingest applies before storing: nothing if STORE_ORIGINAL_TEXT, else the redaction."""
+    config = settings()
+    return (lambda text: text) if config.store_original_text else redactor(config.redaction_kinds)
+
+
+def fallback_classifier() -> Classifier | None:
+    """The local classifier, when the configured classifier is Gemini and CLASSIFIER_FALLBACK=local."""
+    if "fallback_classifier" in _overrides:
+        return _overrides["fallback_classifier"]
+    with _lock:
+        if "fallback_classifier" not in _built:
+            config = settings()
+            fallback = None
+            if config.uses_gemini and config.classifier_fallback == "local":
+                from .adapters.local_classifier import LocalEmbeddingClassifier
+
+                fallback = LocalEmbeddingClassifier(
+                    embedder(), memory=memory(), human_weight=config.memory_human_weight
+                )
+            _built["fallback_classifier"] = fallback
+        return _built["fallback_classifier"]

@@ -66,7 +66,11 @@ def _load_rows(arguments: argparse.Namespace, *, taxonomy_required: bool) -> tup
     settings = bootstrap.settings()
     taxonomy = bootstrap.taxonomy() if taxonomy_required or arguments.taxonomy else None
     rows, rejected = [], []
-    for item in labelled_rows(arguments.file, columns, taxonomy=taxonomy, max_chars=settings.model_text_max_chars):
+    redact = bootstrap.processing_options().redact
+    rows_read = labelled_rows(
+        arguments.file, columns, taxonomy=taxonomy, max_chars=settings.model_text_max_chars, redact=redact
+    )
+    for item in rows_read:
         (rows if isinstance(item, LabelledRow) else rejected).append(item)
     if not rows:
         reasons = sorted({r.reason for r in rejected})[:5]
@@ -107,7 +111,13 @@ def command_backfill(arguments: argparse.Namespace) -> dict[str, Any]:
     with arguments.file.open("rb") as handle:
         total = sum(1 for _ in handle) - (0 if arguments.file.suffix.lower() in {".jsonl", ".ndjson", ".json"} else 1)
     bootstrap.embedder().embed(["warm up"])  # the model load is not part of the throughput
-    rows = labelled_rows(arguments.file, columns, taxonomy=taxonomy, max_chars=settings.model_text_max_chars)
+    rows = labelled_rows(
+        arguments.file,
+        columns,
+        taxonomy=taxonomy,
+        max_chars=settings.model_text_max_chars,
+        redact=bootstrap.processing_options().redact,
+    )
     with _bar(total, "backfill") as bar:
         report = backfill(
             rows,
@@ -327,13 +337,80 @@ def command_reindex(arguments: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def command_reconcile(arguments: argparse.Namespace) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from . import service
+
+    settings = bootstrap.settings()
+    report = service.reconcile(
+        store=bootstrap.store(),
+        publisher=bootstrap.publisher(),
+        clock=bootstrap.clock(),
+        older_than=timedelta(seconds=arguments.older_than or settings.reconcile_after_seconds),
+        limit=arguments.limit or settings.reconcile_limit,
+        max_republish=settings.reconcile_max_republish,
+        writeback=bootstrap.writeback_queue(),
+    )
+    result = report.as_dict()
+    if not arguments.json:
+        print(
+            f"republished {result['republished']}, failed as stuck {result['failed']}, "
+            f"write-backs queued {result['writebacks']}, sent to the memory {result['remembered']}"
+        )
+    return result
+
+
+def command_failed(arguments: argparse.Namespace) -> dict[str, Any]:
+    from .domain import Status
+
+    tickets = bootstrap.store().find(status=Status.FAILED, limit=arguments.limit)
+    result = {
+        "tickets": [
+            {
+                "ticket_id": t.ticket_id,
+                "source": t.source,
+                "external_id": t.external_id,
+                "attempts": t.attempts,
+                "updated_at": t.updated_at.isoformat(),
+                "last_error": t.last_error,
+            }
+            for t in tickets
+        ]
+    }
+    if not arguments.json:
+        if not tickets:
+            print("no failed tickets")
+        for t in tickets:
+            print(f"{t.ticket_id}  {t.updated_at:%Y-%m-%d %H:%M}  attempts {t.attempts}  {t.last_error}")
+    return result
+
+
+def command_replay(arguments: argparse.Namespace) -> dict[str, Any]:
+    from . import service
+
+    if not arguments.ticket_ids and not arguments.all_failed:
+        raise ConfigurationError("name the tickets to replay, or give --all-failed")
+    replayed = service.replay_failed(
+        None if arguments.all_failed else arguments.ticket_ids,
+        store=bootstrap.store(),
+        publisher=bootstrap.publisher(),
+        clock=bootstrap.clock(),
+        limit=arguments.limit,
+    )
+    if not arguments.json:
+        print(f"replayed {len(replayed)} ticket(s)" + (": " + " ".join(replayed) if replayed else ""))
+    return {"replayed": replayed}
+
+
 # --------------------------------------------------------------------------- parser
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="triage",
-        description="Operate the triage engine's semantic memory. Settings come from the environment, "
+        description="Operate the triage engine: its semantic memory, and its stopped or failed tickets. "
+        "Settings come from the environment, "
         "as for the functions (CHROMA_HOST, CHROMA_COLLECTION, EMBEDDING_MODEL, TAXONOMY_FILE, MEMORY_*, ...).",
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -407,6 +484,38 @@ def parser() -> argparse.ArgumentParser:
     reindex.add_argument("--batch-size", type=int, default=512, help="entries embedded together (512)")
     reindex.add_argument("--json", action="store_true", help="print the result as JSON")
     reindex.set_defaults(run=command_reindex)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="restart stopped work: stuck tickets, pending write-backs, tickets missing from the memory",
+        description="Publish again the Pending tickets untouched for --older-than seconds (each at most "
+        "RECONCILE_MAX_REPUBLISH times, then Failed with the reason), queue again the write-backs pending "
+        "that long, and send to the memory the tickets classified while it was down. In production Cloud "
+        "Scheduler calls POST /admin/reconcile, which does the same.",
+    )
+    reconcile.add_argument("--older-than", type=float, help="seconds (default RECONCILE_AFTER_SECONDS)")
+    reconcile.add_argument("--limit", type=int, help="tickets per kind (default RECONCILE_LIMIT)")
+    reconcile.add_argument("--json", action="store_true", help="print the result as JSON")
+    reconcile.set_defaults(run=command_reconcile)
+
+    failed = commands.add_parser(
+        "failed", help="list Failed tickets with their last error", description="List Failed tickets, oldest first."
+    )
+    failed.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    failed.add_argument("--json", action="store_true", help="print the list as JSON")
+    failed.set_defaults(run=command_failed)
+
+    replay = commands.add_parser(
+        "replay",
+        help="send Failed tickets through the pipeline again",
+        description="Set the given Failed tickets (or, with --all-failed, the oldest --limit of them) back to "
+        "Pending with fresh attempts, and publish them.",
+    )
+    replay.add_argument("ticket_ids", nargs="*", metavar="TICKET_ID", help="the tickets to replay")
+    replay.add_argument("--all-failed", action="store_true", help="replay the oldest Failed tickets")
+    replay.add_argument("--limit", type=int, default=100, help="with --all-failed, at most this many (100)")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.set_defaults(run=command_replay)
     return root
 
 

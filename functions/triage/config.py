@@ -8,7 +8,6 @@ client libraries read themselves: nothing here branches on "local".
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
@@ -19,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .domain import Taxonomy
 from .errors import ConfigurationError
 from .policy import MemoryPolicy
+from .redaction import parse_kinds
+from .security import ApiKey, parse_api_keys
 from .writeback import WritebackRules
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).with_name("default_taxonomy.json")
@@ -56,13 +57,22 @@ class Settings(BaseSettings):
 
     taxonomy_file: Path = DEFAULT_TAXONOMY_FILE
 
+    redact: str = "secret,email,ip,phone"
+    store_original_text: bool = False
+
     api_keys: SecretStr | None = None
+    rate_limit_per_minute: int = Field(600, ge=0)
     public_base_url: str | None = None
     max_body_bytes: int = Field(256 * 1024, gt=0)
     model_text_max_chars: int = Field(4_000, gt=0)
 
     max_delivery_attempts: int = Field(5, ge=1)
     processing_lease_seconds: float = Field(120.0, gt=0)
+    classifier_fallback: Literal["local", "none"] = "local"
+    memory_unavailable: Literal["classify", "retry"] = "classify"
+    reconcile_after_seconds: float = Field(300.0, gt=0)
+    reconcile_max_republish: int = Field(3, ge=0)
+    reconcile_limit: int = Field(500, ge=1)
 
     memory_neighbours: int = Field(20, ge=1, le=100)
     memory_near_duplicate_similarity: float = MemoryPolicy.near_duplicate_similarity
@@ -150,20 +160,12 @@ class Settings(BaseSettings):
         return self.classifier == "auto" and self.gemini_api_key is not None
 
     @property
-    def api_key_digests(self) -> tuple[bytes, ...]:
-        """SHA-256 digests of the accepted API keys; entries may be given as ``sha256:<hex>``."""
-        if self.api_keys is None:
-            return ()
-        digests = []
-        for entry in self.api_keys.get_secret_value().split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            if entry.startswith("sha256:"):
-                digests.append(bytes.fromhex(entry.removeprefix("sha256:")))
-            else:
-                digests.append(hashlib.sha256(entry.encode()).digest())
-        return tuple(digests)
+    def redaction_kinds(self) -> tuple[str, ...]:
+        return parse_kinds(self.redact)
+
+    @property
+    def api_key_list(self) -> tuple[ApiKey, ...]:
+        return parse_api_keys(self.api_keys.get_secret_value() if self.api_keys else None)
 
 
 def _json_map(name: str, value: str | None) -> dict[str, str]:
@@ -192,7 +194,7 @@ _REQUIRED = {
 def load_settings() -> Settings:
     try:
         settings = Settings()
-        _ = settings.memory_policy, settings.api_key_digests, settings.writeback_rules
+        _ = settings.memory_policy, settings.api_key_list, settings.writeback_rules, settings.redaction_kinds
     except (ValidationError, ValueError) as error:
         raise ConfigurationError(f"invalid configuration: {error}") from error
     if settings.memory_neighbours < settings.memory_agreement_neighbours:

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .domain import AssignmentGroup, Category, Labels, Priority, Taxonomy
@@ -78,6 +78,7 @@ def labelled_rows(
     *,
     taxonomy: Taxonomy | None,
     max_chars: int,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> Iterator[LabelledRow | Rejection]:
     """Every row, checked. With a taxonomy, labels outside it are rejected and missing
     priority or group take the taxonomy's defaults; without one, any label is kept."""
@@ -93,7 +94,7 @@ def labelled_rows(
         title = _text(record.get(columns.title))
         description = _text(record.get(columns.description)) if columns.description else ""
         text = f"{title}\n{description}" if title and description else title or description
-        text = text[:max_chars]
+        text = redact(text)[:max_chars]  # the memory stores what the classifier would see
         if not text:
             yield Rejection(line, "empty text")
             continue

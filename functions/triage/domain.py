@@ -182,6 +182,9 @@ class Classification:
     input_tokens: int | None = None
     output_tokens: int | None = None
     classified_at: datetime | None = None
+    needs_review: bool = False  # answered in a degraded mode: a human should look
+    degraded: tuple[str, ...] = ()  # what did not work, and what was done instead
+    remembered: bool = True  # False: the memory was unavailable and does not hold this ticket yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +235,7 @@ class Ticket:
     corrections: tuple[Correction, ...] = ()
     last_error: str | None = None
     revision: int = 0
+    republished: int = 0  # times the reconciler re-sent a stuck ticket
     writeback: Writeback | None = None
 
     @property
@@ -363,6 +367,54 @@ def correct(
     )
 
 
+def mark_remembered(ticket: Ticket, *, now: datetime) -> Ticket:
+    """The memory holds the ticket now (it was down when the ticket was classified)."""
+    if ticket.classification is None or ticket.classification.remembered:
+        raise Unchanged(ticket, "nothing to mark")
+    return dataclasses.replace(
+        ticket, classification=dataclasses.replace(ticket.classification, remembered=True), updated_at=now
+    )
+
+
+def republish(ticket: Ticket, *, now: datetime, max_republish: int) -> Ticket:
+    """A Pending ticket nobody finished: send it again, but not forever."""
+    if ticket.status is not Status.PENDING:
+        raise Unchanged(ticket, f"already {ticket.status.value}")
+    if ticket.republished >= max_republish:
+        reason = f"stuck: re-sent {ticket.republished} times without an answer"
+        if ticket.last_error:
+            reason += f"; last error: {ticket.last_error}"
+        return dataclasses.replace(
+            ticket, status=Status.FAILED, last_error=reason, lease_expires_at=None, updated_at=now
+        )
+    return dataclasses.replace(ticket, republished=ticket.republished + 1, lease_expires_at=None, updated_at=now)
+
+
+def dead_letter(ticket: Ticket, *, deliveries: int, now: datetime) -> Ticket:
+    """Pub/Sub gave up on the ticket's message after ``deliveries`` attempts."""
+    if ticket.status is not Status.PENDING:
+        raise Unchanged(ticket, f"already {ticket.status.value}")
+    reason = f"dead-lettered after {deliveries} deliveries"
+    if ticket.last_error:
+        reason += f"; last error: {ticket.last_error}"
+    return dataclasses.replace(ticket, status=Status.FAILED, last_error=reason, lease_expires_at=None, updated_at=now)
+
+
+def replay(ticket: Ticket, *, now: datetime) -> Ticket:
+    """An operator sends a Failed ticket through the pipeline again, with fresh attempts."""
+    if ticket.status is not Status.FAILED:
+        raise Unchanged(ticket, f"only Failed tickets are replayed; this one is {ticket.status.value}")
+    return dataclasses.replace(
+        ticket,
+        status=Status.PENDING,
+        attempts=0,
+        republished=0,
+        lease_expires_at=None,
+        published=False,
+        updated_at=now,
+    )
+
+
 def retriage(ticket: Ticket, *, title: str, description: str, fingerprint: str, now: datetime) -> Ticket:
     """The source changed the ticket's text: classify it again, unless a human has decided."""
     if (title, description) == (ticket.title, ticket.description):
@@ -403,12 +455,21 @@ def request_writeback(ticket: Ticket, *, now: datetime) -> Ticket:
     )
 
 
-def begin_writeback(ticket: Ticket, *, now: datetime, lease_seconds: float) -> Ticket:
+def begin_writeback(ticket: Ticket, *, now: datetime, lease_seconds: float, max_attempts: int = 10) -> Ticket:
     state = ticket.writeback
     if state is None or state.status not in (WritebackStatus.PENDING, WritebackStatus.RUNNING):
         raise Unchanged(ticket, f"no write-back pending ({state.status.value if state else 'none requested'})")
     if state.status is WritebackStatus.RUNNING and state.lease_expires_at and state.lease_expires_at > now:
         raise TicketBusy(f"ticket {ticket.ticket_id} is being written back by another delivery")
+    if state.attempts >= max_attempts:
+        failed = dataclasses.replace(
+            state,
+            status=WritebackStatus.FAILED,
+            lease_expires_at=None,
+            finished_at=now,
+            last_error=f"gave up after {state.attempts} attempts; last error: {state.last_error}",
+        )
+        return dataclasses.replace(ticket, writeback=failed, updated_at=now)
     return dataclasses.replace(
         ticket,
         writeback=dataclasses.replace(
@@ -473,6 +534,7 @@ def ticket_to_record(ticket: Ticket) -> dict[str, Any]:
     if ticket.classification:
         record["classification"]["path"] = ticket.classification.path.value
         record["classification"]["example_ticket_ids"] = list(ticket.classification.example_ticket_ids)
+        record["classification"]["degraded"] = list(ticket.classification.degraded)
     record["corrections"] = [
         {**dataclasses.asdict(c), "previous": _labels_to_record(c.previous)} for c in ticket.corrections
     ]
@@ -500,6 +562,7 @@ def ticket_from_record(record: Mapping[str, Any]) -> Ticket:
                 "labels": _labels_from_record(classification["labels"]),
                 "path": Path(classification["path"]),
                 "example_ticket_ids": tuple(classification.get("example_ticket_ids") or ()),
+                "degraded": tuple(classification.get("degraded") or ()),
             }
         )
     values["corrections"] = tuple(

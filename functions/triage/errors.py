@@ -6,13 +6,15 @@ decides what happens next, so the tree is drawn by consequence::
     TriageError
     ├── BadRequest                 the API answers 4xx (400 unless a subclass says); nothing is stored
     │   ├── Unauthorized           401
+    │   ├── Forbidden              403 (a valid API key without the route's scope)
     │   ├── NotFound               404
     │   ├── MethodNotAllowed       405
     │   ├── Conflict               409 (an idempotency key reused with another body)
     │   ├── PayloadTooLarge        413
     │   ├── UnsupportedMediaType   415
     │   ├── ValidationFailed       422 (a body that does not fit the schema)
-    │   └── InvalidLabels          422 (a label outside the taxonomy)
+    │   ├── InvalidLabels          422 (a label outside the taxonomy)
+    │   └── TooManyRequests        429 (with Retry-After)
     ├── TransientError             the worker raises, so Pub/Sub redelivers; the API answers 503
     │   ├── StoreUnavailable       Firestore did not answer
     │   ├── PublishFailed          Pub/Sub did not acknowledge a publish
@@ -48,17 +50,25 @@ class BadRequest(TriageError):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: object = None):
+    def __init__(
+        self, message: str, *, code: str | None = None, details: object = None, retry_after: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
+        self.retry_after = retry_after
 
 
 class Unauthorized(BadRequest):
     status_code = 401
     code = "unauthorized"
+
+
+class Forbidden(BadRequest):
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFound(BadRequest):
@@ -94,6 +104,11 @@ class ValidationFailed(BadRequest):
 class InvalidLabels(BadRequest):
     status_code = 422
     code = "invalid_labels"
+
+
+class TooManyRequests(BadRequest):
+    status_code = 429
+    code = "rate_limited"
 
 
 class TransientError(TriageError):

@@ -19,10 +19,15 @@ _TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 WARM_UP = "warm_up"  # carries no ticket
 
 
+DEAD_LETTER_ATTRIBUTE = "CloudPubSubDeadLetterSourceDeliveryCount"
+
+
 @dataclasses.dataclass(frozen=True)
 class WorkMessage:
     ticket_id: str
     kind: str
+    # Set when Pub/Sub forwarded the message to the dead-letter topic: how often it was tried.
+    dead_letter_deliveries: int | None = None
 
 
 def encode(ticket_id: str, kind: str) -> bytes:
@@ -47,4 +52,10 @@ def decode_pubsub_event(data: Any, kinds: tuple[str, ...]) -> WorkMessage:
         raise MalformedMessage(f"unknown message kind {kind!r}")
     if kind != WARM_UP and (not isinstance(ticket_id, str) or not _TICKET_ID.match(ticket_id)):
         raise MalformedMessage(f"the message has no valid ticket_id: {ticket_id!r}")
-    return WorkMessage(ticket_id=str(ticket_id), kind=kind)
+    attributes = data["message"].get("attributes") or {}
+    deliveries = attributes.get(DEAD_LETTER_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+    try:
+        dead_letter_deliveries = int(deliveries) if deliveries is not None else None
+    except (TypeError, ValueError):
+        dead_letter_deliveries = 0
+    return WorkMessage(ticket_id=str(ticket_id), kind=kind, dead_letter_deliveries=dead_letter_deliveries)

@@ -19,17 +19,24 @@ _MODELS = (
     (schemas.JiraWebhook, "validation"),
     (schemas.ServiceNowIncident, "validation"),
     (schemas.WebhookResult, "serialization"),
+    (schemas.ReconcileRequest, "validation"),
+    (schemas.ReconcileResult, "serialization"),
+    (schemas.ReplayRequest, "validation"),
+    (schemas.ReplayResult, "serialization"),
+    (schemas.FailedList, "serialization"),
 )
 
 _ERRORS = {
     "400": "Malformed JSON or header",
     "401": "Missing or invalid API key",
+    "403": "The API key lacks this route's scope",
     "404": "No such ticket or route",
     "405": "Method not allowed on this route",
     "409": "Idempotency-Key reused with a different body",
     "413": "Body larger than MAX_BODY_BYTES",
     "415": "Body is not application/json",
     "422": "Body does not fit the schema, or labels outside the taxonomy",
+    "429": "Rate limit exceeded; retry after Retry-After seconds",
     "503": "Firestore, Pub/Sub or Chroma unavailable; retry after Retry-After seconds",
 }
 
@@ -167,6 +174,53 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {
                         "202": _json(schemas.WebhookResult, "Ticket created, or already received"),
                         **_errors(*body_errors),
+                    },
+                }
+            },
+            "/admin/reconcile": {
+                "post": {
+                    "operationId": "reconcile",
+                    "summary": "Restart stopped work: stuck Pending tickets, pending write-backs, unremembered tickets",
+                    "description": "Admin scope. Meant for Cloud Scheduler; `triage reconcile` does the same.",
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref(schemas.ReconcileRequest)}},
+                    },
+                    "responses": {
+                        "200": _json(schemas.ReconcileResult, "What was restarted"),
+                        **_errors(*body_errors, "403"),
+                    },
+                }
+            },
+            "/admin/failed": {
+                "get": {
+                    "operationId": "listFailed",
+                    "summary": "Failed tickets with their last error, oldest first (admin scope)",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(schemas.FailedList, "Failed tickets"),
+                        **_errors("401", "403", "422", "503"),
+                    },
+                }
+            },
+            "/admin/replay": {
+                "post": {
+                    "operationId": "replayFailed",
+                    "summary": "Send Failed tickets through the pipeline again (admin scope)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(schemas.ReplayRequest)}},
+                    },
+                    "responses": {
+                        "200": _json(schemas.ReplayResult, "Replayed ticket ids"),
+                        **_errors(*body_errors, "403"),
                     },
                 }
             },

@@ -12,7 +12,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from .domain import Classification, Labels, LabelSource, MemoryEntry, Neighbour, Taxonomy, Ticket
+from .domain import (
+    Classification,
+    Labels,
+    LabelSource,
+    MemoryEntry,
+    Neighbour,
+    Status,
+    Taxonomy,
+    Ticket,
+    WritebackStatus,
+)
 from .writeback import Call, Plan
 
 
@@ -33,6 +43,17 @@ class TicketStore(Protocol):
         """Record that the ticket's work message was acknowledged (a single field write, no transaction)."""
 
     def delete(self, ticket_id: str) -> None: ...
+
+    def find(
+        self,
+        *,
+        status: Status | None = None,
+        writeback_status: WritebackStatus | None = None,
+        remembered: bool | None = None,
+        updated_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        """Tickets matching every filter given, least recently updated first."""
 
     def claim_delivery(self, source: str, delivery_id: str) -> bool:
         """Record a webhook delivery id; False if it was recorded before (atomic, create-only)."""

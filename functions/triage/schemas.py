@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -211,6 +211,47 @@ class WebhookResult(BaseModel):
     status_url: str | None = None
     duplicate: bool | None = None
     reason: str | None = None
+
+
+class ReconcileRequest(_Request):
+    """Restart stopped work (Cloud Scheduler calls this every few minutes). Omitted values take
+    RECONCILE_AFTER_SECONDS and RECONCILE_LIMIT."""
+
+    older_than_seconds: float | None = Field(None, gt=0, le=30 * 24 * 3600)
+    limit: int | None = Field(None, ge=1, le=5000)
+
+
+class ReconcileResult(BaseModel):
+    republished: int
+    failed: int
+    writebacks: int
+    remembered: int
+    ticket_ids: dict[str, list[str]]
+
+
+class ReplayRequest(_Request):
+    """Replay the given Failed tickets, or (``all``) the oldest ``limit`` of them."""
+
+    ticket_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] | None = Field(None, max_length=1000)
+    all: bool = False
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class ReplayResult(BaseModel):
+    replayed: list[str]
+
+
+class FailedTicket(BaseModel):
+    ticket_id: str
+    source: str | None
+    external_id: str | None
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+class FailedList(BaseModel):
+    tickets: list[FailedTicket]
 
 
 class ErrorDetail(BaseModel):

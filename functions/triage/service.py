@@ -18,16 +18,18 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import domain, messages, policy
 from .domain import Classification, Labels, LabelSource, MemoryEntry, Path, Status, Taxonomy, Ticket
 from .errors import (
+    ClassifierUnavailable,
     Conflict,
     InvalidLabels,
     InvalidModelOutput,
+    MemoryUnavailable,
     NotFound,
     PermanentError,
     TransientError,
@@ -118,6 +120,7 @@ def ingest(
     clock: Clock,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     in_flight_for: timedelta = timedelta(seconds=30),
+    redact: Callable[[str], str] = lambda text: text,
 ) -> IngestResult:
     """Store the ticket as Pending and publish it; return once Pub/Sub has acknowledged.
 
@@ -134,8 +137,9 @@ def ingest(
     ticket = Ticket(
         ticket_id=ticket_id_for(natural_key) if natural_key else new_id(),
         tenant=submission.tenant,
-        title=submission.title,
-        description=submission.description,
+        # Stored redacted unless STORE_ORIGINAL_TEXT; the fingerprint is of what the caller sent.
+        title=redact(submission.title),
+        description=redact(submission.description),
         source=submission.source,
         external_id=submission.external_id,
         reporter=submission.reporter,
@@ -206,6 +210,13 @@ class ProcessingOptions:
     model_text_max_chars: int = 4_000
     processing_lease_seconds: float = 120.0
     max_delivery_attempts: int = 5
+    redact: Callable[[str], str] = lambda text: text  # before the text reaches the embedder, LLM or memory
+    # Degraded modes: without the memory, classify anyway ("classify") or wait for it ("retry").
+    memory_unavailable: str = "classify"
+
+    def model_text(self, ticket: Ticket) -> str:
+        # Redact the whole text, then cut: a cut must never leave half a secret behind.
+        return self.redact(ticket.model_text(10**9))[: self.model_text_max_chars]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,8 +240,14 @@ def process(
     clock: Clock,
     options: ProcessingOptions = ProcessingOptions(),
     writeback: WritebackQueue | None = None,
+    fallback: Classifier | None = None,
 ) -> Outcome:
     """Classify one ticket, from memory when the evidence is strong, else with the classifier.
+
+    Degraded modes, recorded on the ticket: with the memory unreachable the ticket is
+    classified without it (``options.memory_unavailable == "classify"``); with the
+    classifier unavailable after its retries, ``fallback`` answers and the ticket is
+    flagged for review.
 
     Raises TransientError (or any unexpected error) for Pub/Sub to redeliver; turns a
     PermanentError into ``Failed`` and returns, so the message is acknowledged.
@@ -255,9 +272,16 @@ def process(
     started = time.perf_counter()
     try:
         classification, entry = _classify(
-            ticket, embedder=embedder, memory=memory, classifier=classifier, taxonomy=taxonomy, options=options
+            ticket,
+            embedder=embedder,
+            memory=memory,
+            classifier=classifier,
+            taxonomy=taxonomy,
+            options=options,
+            fallback=fallback,
         )
-        memory.remember(entry)
+        if classification.remembered:
+            classification = _remember(memory, entry, classification, options)
         try:
             final = store.update(
                 ticket_id, lambda t: _with_writeback(domain.complete(t, classification, now=clock()), writeback, clock)
@@ -292,9 +316,28 @@ def process(
             "confidence": classification.confidence,
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             "attempt": ticket.attempts,
+            "needs_review": classification.needs_review,
+            "degraded": list(classification.degraded),
         },
     )
     return Outcome("classified", ticket_id, final.status)
+
+
+def _remember(
+    memory: Memory, entry: MemoryEntry, classification: Classification, options: ProcessingOptions
+) -> Classification:
+    try:
+        memory.remember(entry)
+        return classification
+    except MemoryUnavailable as error:
+        if options.memory_unavailable != "classify":
+            raise
+        # The labels stand; the reconciler puts the ticket into the memory later.
+        return dataclasses.replace(
+            classification,
+            remembered=False,
+            degraded=(*classification.degraded, f"memory unavailable when storing the ticket ({error})"),
+        )
 
 
 def _with_writeback(ticket: Ticket, writeback: WritebackQueue | None, clock: Clock) -> Ticket:
@@ -324,15 +367,21 @@ def _classify(
     classifier: Classifier,
     taxonomy: Taxonomy,
     options: ProcessingOptions,
+    fallback: Classifier | None = None,
 ) -> tuple[Classification, MemoryEntry]:
-    text = ticket.model_text(options.model_text_max_chars)
+    text = options.model_text(ticket)
     embedding = embedder.embed([text])[0]
-    neighbours = [
-        n
-        for n in memory.nearest(embedding, tenant=ticket.tenant, limit=options.memory_neighbours + 1)
-        # A crashed earlier attempt may have stored this very ticket already.
-        if n.ticket_id != ticket.ticket_id
-    ][: options.memory_neighbours]
+    degraded: list[str] = []
+    try:
+        found = memory.nearest(embedding, tenant=ticket.tenant, limit=options.memory_neighbours + 1)
+        remembered = True
+    except MemoryUnavailable as error:
+        if options.memory_unavailable != "classify":
+            raise
+        found, remembered = [], False
+        degraded.append(f"memory unavailable ({error}); classified without it")
+    # A crashed earlier attempt may have stored this very ticket already.
+    neighbours = [n for n in found if n.ticket_id != ticket.ticket_id][: options.memory_neighbours]
     decision = policy.decide(neighbours, options.memory_policy)
     if decision.hit:
         assert decision.labels is not None and decision.matched is not None
@@ -350,16 +399,21 @@ def _classify(
         examples = policy.select_examples(
             neighbours, max_examples=options.few_shot_max_examples, max_chars=options.few_shot_max_chars
         )
-        classification = classifier.classify(
-            ClassificationRequest(
-                text=text,
-                embedding=embedding,
-                examples=examples,
-                taxonomy=taxonomy,
-                neighbours=neighbours,
-                tenant=ticket.tenant,
-            )
+        request = ClassificationRequest(
+            text=text,
+            embedding=embedding,
+            examples=examples,
+            taxonomy=taxonomy,
+            neighbours=neighbours,
+            tenant=ticket.tenant,
         )
+        try:
+            classification = classifier.classify(request)
+        except ClassifierUnavailable as error:
+            if fallback is None:
+                raise
+            classification = dataclasses.replace(fallback.classify(request), needs_review=True)
+            degraded.append(f"{classifier.name} unavailable ({error}); answered by {fallback.name}")
         try:
             taxonomy.check(classification.labels)
         except InvalidLabels as error:
@@ -371,6 +425,9 @@ def _classify(
         )
         source_ticket_id = None
         label_source = LabelSource.MODEL
+    classification = dataclasses.replace(
+        classification, degraded=(*classification.degraded, *degraded), remembered=remembered
+    )
     entry = MemoryEntry(
         ticket_id=ticket.ticket_id,
         tenant=ticket.tenant,
@@ -401,8 +458,10 @@ def remember(
     embedder: Embedder,
     memory: Memory,
     options: ProcessingOptions = ProcessingOptions(),
+    clock: Clock = lambda: datetime.now(UTC),
 ) -> Outcome:
-    """Bring the memory in line with the ticket's labels in force (after a correction)."""
+    """Bring the memory in line with the ticket's labels in force: after a correction, or
+    when the memory was down as the ticket was classified."""
     ticket = store.get(ticket_id)
     if ticket is None:
         raise UnknownTicket(f"no ticket with id {ticket_id!r}")
@@ -410,7 +469,7 @@ def remember(
     if labels is None:
         return Outcome("skipped", ticket_id, ticket.status, "no labels yet")
     label_source = LabelSource.HUMAN if ticket.status is Status.CORRECTED_BY_HUMAN else LabelSource.MODEL
-    text = ticket.model_text(options.model_text_max_chars)
+    text = options.model_text(ticket)
     memory.remember(
         MemoryEntry(
             ticket_id=ticket.ticket_id,
@@ -422,6 +481,11 @@ def remember(
         )
     )
     memory.relabel(ticket.ticket_id, tenant=ticket.tenant, labels=labels, label_source=label_source)
+    if ticket.classification is not None and not ticket.classification.remembered:
+        try:
+            store.update(ticket_id, lambda t: domain.mark_remembered(t, now=clock()))
+        except domain.Unchanged:
+            pass
     return Outcome("remembered", ticket_id, ticket.status)
 
 
@@ -441,6 +505,7 @@ def write_back(
     targets: Mapping[str, WritebackTarget],
     clock: Clock,
     lease_seconds: float = 120.0,
+    max_attempts: int = 10,
 ) -> Outcome:
     """Write the labels in force to the ticket's source, or record why not.
 
@@ -448,11 +513,17 @@ def write_back(
     ticket and the message acknowledged: the classification itself is never touched.
     """
     try:
-        ticket = store.update(ticket_id, lambda t: domain.begin_writeback(t, now=clock(), lease_seconds=lease_seconds))
+        ticket = store.update(
+            ticket_id,
+            lambda t: domain.begin_writeback(t, now=clock(), lease_seconds=lease_seconds, max_attempts=max_attempts),
+        )
     except domain.Unchanged as unchanged:
         return Outcome("skipped", ticket_id, unchanged.ticket.status, unchanged.reason)
     state = ticket.writeback
     assert state is not None
+    if state.status is domain.WritebackStatus.FAILED:
+        log.error("write-back gave up", extra={"ticket_id": ticket_id, "error": state.last_error})
+        return Outcome("written_back", ticket_id, ticket.status, state.status.value)
     target = targets.get(ticket.source or "")
     calls: tuple[Mapping[str, Any], ...] = ()
     written: Mapping[str, str] = {}
@@ -497,6 +568,118 @@ def write_back(
     return Outcome("written_back", ticket_id, final.status, status.value)
 
 
+# --------------------------------------------------------------------------- recovery
+
+
+@dataclasses.dataclass
+class ReconcileReport:
+    republished: list[str] = dataclasses.field(default_factory=list)
+    failed: list[str] = dataclasses.field(default_factory=list)
+    writebacks: list[str] = dataclasses.field(default_factory=list)
+    remembered: list[str] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: len(value) for name, value in dataclasses.asdict(self).items()} | {
+            "ticket_ids": dataclasses.asdict(self)
+        }
+
+
+def reconcile(
+    *,
+    store: TicketStore,
+    publisher: Publisher,
+    clock: Clock,
+    older_than: timedelta,
+    limit: int = 500,
+    max_republish: int = 3,
+    writeback: WritebackQueue | None = None,
+) -> ReconcileReport:
+    """Find work that stopped and restart it, boundedly.
+
+    * Pending tickets untouched for ``older_than`` are published again, at most
+      ``max_republish`` times each; then they become Failed with the reason.
+    * Write-backs pending that long are queued again (the write-back gives up by itself
+      after its own attempts).
+    * Tickets classified while the memory was down are put into the memory.
+    """
+    report = ReconcileReport()
+    before = clock() - older_than
+    for ticket in store.find(status=Status.PENDING, updated_before=before, limit=limit):
+        try:
+            updated = store.update(
+                ticket.ticket_id, lambda t: domain.republish(t, now=clock(), max_republish=max_republish)
+            )
+        except domain.Unchanged:
+            continue
+        if updated.status is Status.FAILED:
+            report.failed.append(ticket.ticket_id)
+            log.error("stuck ticket failed", extra={"ticket_id": ticket.ticket_id, "reason": updated.last_error})
+            continue
+        publisher.publish(ticket.ticket_id, CLASSIFY)
+        report.republished.append(ticket.ticket_id)
+    if writeback is not None:
+        for ticket in store.find(writeback_status=domain.WritebackStatus.PENDING, updated_before=before, limit=limit):
+            if writeback.wants(ticket):
+                writeback.publisher.publish(ticket.ticket_id, WRITE_BACK)
+                report.writebacks.append(ticket.ticket_id)
+    for ticket in store.find(remembered=False, limit=limit):
+        publisher.publish(ticket.ticket_id, REMEMBER)
+        report.remembered.append(ticket.ticket_id)
+    log.info("reconciled", extra={k: len(v) for k, v in dataclasses.asdict(report).items()})
+    return report
+
+
+def replay_failed(
+    ticket_ids: Sequence[str] | None,
+    *,
+    store: TicketStore,
+    publisher: Publisher,
+    clock: Clock,
+    limit: int = 100,
+) -> list[str]:
+    """Send Failed tickets through the pipeline again: the given ones, or the oldest ``limit``."""
+    if ticket_ids is None:
+        ticket_ids = [t.ticket_id for t in store.find(status=Status.FAILED, limit=limit)]
+    replayed = []
+    for ticket_id in ticket_ids:
+        try:
+            store.update(ticket_id, lambda t: domain.replay(t, now=clock()))
+        except (domain.Unchanged, UnknownTicket):
+            continue
+        publisher.publish(ticket_id, CLASSIFY)
+        store.mark_published(ticket_id, clock())
+        replayed.append(ticket_id)
+    log.info("failed tickets replayed", extra={"count": len(replayed)})
+    return replayed
+
+
+def dead_letter(ticket_id: str, kind: str, deliveries: int, *, store: TicketStore, clock: Clock) -> Outcome:
+    """A message Pub/Sub gave up on (dead-letter topic): the ticket or its write-back fails, with why."""
+    try:
+        if kind == WRITE_BACK:
+            ticket = store.update(
+                ticket_id,
+                lambda t: domain.finish_writeback(
+                    t,
+                    status=domain.WritebackStatus.FAILED,
+                    calls=t.writeback.calls if t.writeback else (),
+                    written={},
+                    skipped=(),
+                    error=f"dead-lettered after {deliveries} deliveries",
+                    started_for=None,
+                    now=clock(),
+                ),
+            )
+        elif kind == CLASSIFY:
+            ticket = store.update(ticket_id, lambda t: domain.dead_letter(t, deliveries=deliveries, now=clock()))
+        else:
+            return Outcome("skipped", ticket_id, None, f"a dead-lettered {kind} message needs no action")
+    except domain.Unchanged as unchanged:
+        return Outcome("skipped", ticket_id, unchanged.ticket.status, unchanged.reason)
+    log.error("message dead-lettered", extra={"ticket_id": ticket_id, "kind": kind, "deliveries": deliveries})
+    return Outcome("dead_lettered", ticket_id, ticket.status, f"after {deliveries} deliveries")
+
+
 # --------------------------------------------------------------------------- webhooks
 
 
@@ -522,6 +705,7 @@ def ingest_event(
     clock: Clock,
     reason: str = "",
     in_flight_for: timedelta = timedelta(seconds=30),
+    redact: Callable[[str], str] = lambda text: text,
 ) -> EventResult:
     """Take one webhook delivery: create the ticket, or re-triage it when its text changed.
 
@@ -539,8 +723,10 @@ def ingest_event(
     try:
         existing = store.get(ticket_id_for(natural_key)) if natural_key else None
         if action == "update" and existing is not None:
-            return _retriage(existing, submission, store=store, publisher=publisher, clock=clock)
-        result = ingest(submission, store=store, publisher=publisher, clock=clock, in_flight_for=in_flight_for)
+            return _retriage(existing, submission, store=store, publisher=publisher, clock=clock, redact=redact)
+        result = ingest(
+            submission, store=store, publisher=publisher, clock=clock, in_flight_for=in_flight_for, redact=redact
+        )
         return EventResult("created" if result.created else "duplicate", result.ticket)
     except Exception:
         if delivery_id:
@@ -552,15 +738,21 @@ def ingest_event(
 
 
 def _retriage(
-    existing: Ticket, submission: Submission, *, store: TicketStore, publisher: Publisher, clock: Clock
+    existing: Ticket,
+    submission: Submission,
+    *,
+    store: TicketStore,
+    publisher: Publisher,
+    clock: Clock,
+    redact: Callable[[str], str],
 ) -> EventResult:
     try:
         ticket = store.update(
             existing.ticket_id,
             lambda t: domain.retriage(
                 t,
-                title=submission.title,
-                description=submission.description,
+                title=redact(submission.title),
+                description=redact(submission.description),
                 fingerprint=submission.fingerprint(),
                 now=clock(),
             ),

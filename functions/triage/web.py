@@ -8,8 +8,6 @@ library: the service and the bootstrap do that.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -22,7 +20,7 @@ from werkzeug import exceptions as http_exceptions
 from werkzeug.routing import Map, Rule
 
 from . import bootstrap, openapi, schemas, service
-from .domain import Ticket, ticket_to_record
+from .domain import Status, Ticket, ticket_to_record
 from .errors import (
     BadRequest,
     MethodNotAllowed,
@@ -33,6 +31,7 @@ from .errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from .security import authorize
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +42,23 @@ ROUTES = Map(
         Rule("/tickets/<ticket_id>/feedback", methods=["POST"], endpoint="feedback"),
         Rule("/webhooks/jira", methods=["POST"], endpoint="jira_webhook"),
         Rule("/webhooks/servicenow", methods=["POST"], endpoint="servicenow_webhook"),
+        Rule("/admin/reconcile", methods=["POST"], endpoint="reconcile"),
+        Rule("/admin/failed", methods=["GET"], endpoint="failed"),
+        Rule("/admin/replay", methods=["POST"], endpoint="replay"),
         Rule("/healthz", methods=["GET"], endpoint="healthz"),
         Rule("/openapi.json", methods=["GET"], endpoint="openapi"),
     ],
     strict_slashes=False,
 )
 PUBLIC_ENDPOINTS = frozenset({"healthz"})
+SCOPES = {
+    "classify": "submit",
+    "get_ticket": "read",
+    "feedback": "feedback",
+    "openapi": "read",
+    "jira_webhook": "submit",
+    "servicenow_webhook": "submit",
+}
 # Webhooks authenticate with their source's own credential when one is configured (Jira
 # cannot send an API key header), else with an API key like every other route.
 WEBHOOK_ENDPOINTS = frozenset({"jira_webhook", "servicenow_webhook"})
@@ -64,6 +74,8 @@ def error_response(error: BadRequest | TransientError | Exception) -> flask.Resp
             headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
         if isinstance(error, MethodNotAllowed) and error.details:
             headers["Allow"] = ", ".join(error.details["allowed"])
+        if error.retry_after is not None:
+            headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, TransientError):
         status = 503
         body = {"code": "unavailable", "message": f"temporarily unavailable, retry later: {error}"}
@@ -95,7 +107,7 @@ def handle(request: flask.Request) -> flask.Response:
                 f"{request.method} is not allowed on {request.path}", details={"allowed": allowed}
             ) from None
         if endpoint not in PUBLIC_ENDPOINTS | WEBHOOK_ENDPOINTS:
-            authenticate(request)
+            authenticate(request, SCOPES.get(endpoint, "admin"))
         return HANDLERS[endpoint](request, **arguments)
     except (BadRequest, TransientError) as error:
         if isinstance(error, TransientError):
@@ -109,23 +121,25 @@ def handle(request: flask.Request) -> flask.Response:
 # --------------------------------------------------------------------------- request decoding
 
 
-def authenticate(request: flask.Request) -> None:
-    digests = bootstrap.settings().api_key_digests
-    if not digests:
-        return
+def presented_key(request: flask.Request) -> str | None:
     presented = request.headers.get("X-API-Key")
     authorization = request.headers.get("Authorization", "")
     if presented is None and authorization[:7].lower() == "bearer ":
         presented = authorization[7:].strip()
-    if not presented:
-        raise Unauthorized("an API key is required: send it in the X-API-Key header")
-    digest = hashlib.sha256(presented.encode()).digest()
-    # Compare against every key, always, so timing says nothing about which one matched.
-    matched = False
-    for accepted in digests:
-        matched |= hmac.compare_digest(digest, accepted)
-    if not matched:
-        raise Unauthorized("the API key is not valid")
+    return presented
+
+
+def authenticate(request: flask.Request, scope: str) -> None:
+    """Check the caller's API key for ``scope`` (when keys are configured), then its rate limit."""
+    settings = bootstrap.settings()
+    key = authorize(presented_key(request), settings.api_key_list, scope)
+    rate_limit(f"key:{key.name}" if key else "anonymous")
+
+
+def rate_limit(caller: str) -> None:
+    limiter = bootstrap.rate_limiter()
+    if limiter is not None:
+        limiter.check(caller)
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:
@@ -227,6 +241,7 @@ def classify(request: flask.Request) -> flask.Response:
         publisher=bootstrap.publisher(),
         clock=bootstrap.clock(),
         in_flight_for=timedelta(seconds=2 * bootstrap.settings().publish_timeout_seconds),
+        redact=bootstrap.storage_redactor(),
     )
     url = status_url(request, result.ticket.ticket_id)
     accepted = schemas.ClassifyAccepted(
@@ -299,6 +314,7 @@ def _take_event(event: Any, delivery_id: str | None) -> service.EventResult:
         publisher=bootstrap.publisher(),
         clock=bootstrap.clock(),
         in_flight_for=timedelta(seconds=2 * settings.publish_timeout_seconds),
+        redact=bootstrap.storage_redactor(),
     )
 
 
@@ -314,8 +330,9 @@ def jira_webhook(request: flask.Request) -> flask.Response:
     if settings.jira_webhook_secret is not None:
         secret = settings.jira_webhook_secret.get_secret_value()
         verify_hmac_sha256(secret, raw, request.headers.get("X-Hub-Signature"), "X-Hub-Signature")
+        rate_limit("webhook:jira")
     else:
-        authenticate(request)
+        authenticate(request, "submit")
     event = jira.parse_webhook(decode_json(raw), tenant=settings.jira_tenant)
     delivery = (request.headers.get("X-Atlassian-Webhook-Identifier") or "").strip()[:200] or None
     return _accepted(request, _take_event(event, delivery))
@@ -327,7 +344,7 @@ def servicenow_webhook(request: flask.Request) -> flask.Response:
     settings = bootstrap.settings()
     raw = read_body(request, settings.webhook_max_body_bytes)
     if settings.servicenow_webhook_auth == "none":
-        authenticate(request)
+        authenticate(request, "submit")
     else:
         servicenow.authenticate(
             request.headers,
@@ -338,9 +355,67 @@ def servicenow_webhook(request: flask.Request) -> flask.Response:
             token=_secret(settings.servicenow_webhook_token),
             secret=_secret(settings.servicenow_webhook_secret),
         )
+        rate_limit("webhook:servicenow")
     event = servicenow.parse_incident(decode_json(raw), tenant=settings.servicenow_tenant or settings.default_tenant)
     delivery = (request.headers.get("X-Delivery-Id") or "").strip()[:200] or None
     return _accepted(request, _take_event(event, delivery))
+
+
+def _optional_body(model: type[pydantic.BaseModel], request: flask.Request) -> Any:
+    if not request.content_length and request.mimetype != "application/json":
+        return model()
+    return parse(model, request)
+
+
+def reconcile(request: flask.Request) -> flask.Response:
+    body: schemas.ReconcileRequest = _optional_body(schemas.ReconcileRequest, request)
+    settings = bootstrap.settings()
+    report = service.reconcile(
+        store=bootstrap.store(),
+        publisher=bootstrap.publisher(),
+        clock=bootstrap.clock(),
+        older_than=timedelta(seconds=body.older_than_seconds or settings.reconcile_after_seconds),
+        limit=body.limit or settings.reconcile_limit,
+        max_republish=settings.reconcile_max_republish,
+        writeback=bootstrap.writeback_queue(),
+    )
+    return json_response(schemas.ReconcileResult.model_validate(report.as_dict()).model_dump())
+
+
+def failed(request: flask.Request) -> flask.Response:
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), 1000)
+    except ValueError:
+        raise ValidationFailed("limit must be a number") from None
+    tickets = bootstrap.store().find(status=Status.FAILED, limit=limit)
+    listed = schemas.FailedList(
+        tickets=[
+            schemas.FailedTicket(
+                ticket_id=t.ticket_id,
+                source=t.source,
+                external_id=t.external_id,
+                attempts=t.attempts,
+                last_error=t.last_error,
+                updated_at=t.updated_at,
+            )
+            for t in tickets
+        ]
+    )
+    return json_response(listed.model_dump(mode="json"))
+
+
+def replay(request: flask.Request) -> flask.Response:
+    body: schemas.ReplayRequest = parse(schemas.ReplayRequest, request)
+    if not body.all and not body.ticket_ids:
+        raise ValidationFailed("give ticket_ids, or all: true")
+    replayed = service.replay_failed(
+        None if body.all else body.ticket_ids,
+        store=bootstrap.store(),
+        publisher=bootstrap.publisher(),
+        clock=bootstrap.clock(),
+        limit=body.limit,
+    )
+    return json_response(schemas.ReplayResult(replayed=replayed).model_dump())
 
 
 def healthz(request: flask.Request) -> flask.Response:
@@ -357,6 +432,9 @@ HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "feedback": feedback,
     "jira_webhook": jira_webhook,
     "servicenow_webhook": servicenow_webhook,
+    "reconcile": reconcile,
+    "failed": failed,
+    "replay": replay,
     "healthz": healthz,
     "openapi": openapi_document,
 }

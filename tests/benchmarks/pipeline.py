@@ -155,7 +155,7 @@ def main() -> None:
     results: dict[str, object] = {"machine": f"{os.cpu_count()} CPUs", "python": sys.version.split()[0]}
     with LocalStack(config) as stack:
         stack.start_infrastructure()
-        lane = stack.add_lane("default")
+        lane = stack.add_lane("default", env={"RATE_LIMIT_PER_MINUTE": "0"})
         # The ingest API: same code, its own topic with a subscription nobody reads.
         pubsub = f"http://{stack.pubsub_host}/v1/projects/{config.project}"
         rest(f"{pubsub}/topics/bench-ingest")
@@ -166,7 +166,12 @@ def main() -> None:
         servers = {}
         for name, target, source, env in (
             ("baseline", "trivial", ROOT / "tests" / "benchmarks" / "trivial.py", {}),
-            ("ingest", "api", FUNCTIONS / "main.py", {"TICKETS_TOPIC": "bench-ingest", "LOG_LEVEL": "WARNING"}),
+            (
+                "ingest",
+                "api",
+                FUNCTIONS / "main.py",
+                {"TICKETS_TOPIC": "bench-ingest", "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_MINUTE": "0"},
+            ),
         ):
             port = free_port()
             url = f"http://127.0.0.1:{port}"

@@ -26,7 +26,12 @@ def gemini_lane(infrastructure):
     return infrastructure.add_lane(
         "gemini",
         gemini=True,
-        env={"GEMINI_MAX_ATTEMPTS": "2", "GEMINI_RETRY_INITIAL_SECONDS": "0.1", "MAX_DELIVERY_ATTEMPTS": "4"},
+        env={
+            "GEMINI_MAX_ATTEMPTS": "2",
+            "GEMINI_RETRY_INITIAL_SECONDS": "0.1",
+            "MAX_DELIVERY_ATTEMPTS": "4",
+            "CLASSIFIER_FALLBACK": "none",  # these tests follow the retries through Pub/Sub
+        },
     )
 
 

@@ -125,3 +125,41 @@ def test_calibrate_writes_the_chosen_settings(chroma_env, capsys, tmp_path):
 def test_a_missing_file_is_a_usage_error(capsys):
     assert cli.main(["evaluate", "nowhere.csv", *COLUMNS]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_reconcile_failed_and_replay_commands(emulator_env, capsys, monkeypatch):
+    from google.cloud import firestore, pubsub_v1
+
+    from triage import domain
+    from triage.adapters.firestore import FirestoreTicketStore
+    from triage.service import Submission, ingest
+
+    project = emulator_env.config.project
+    topic = f"tickets-{uuid.uuid4().hex[:8]}"
+    pubsub_v1.PublisherClient().create_topic(name=f"projects/{project}/topics/{topic}")
+    collection = f"cli-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("TICKETS_TOPIC", topic)
+    monkeypatch.setenv("TICKETS_COLLECTION", collection)
+    store = FirestoreTicketStore(firestore.Client(project=project), collection)
+
+    class Quiet:
+        def publish(self, ticket_id, kind):
+            return "1"
+
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    stuck = ingest(Submission(title="VPN down"), store=store, publisher=Quiet(), clock=clock).ticket.ticket_id
+    broken = ingest(Submission(title="Printer"), store=store, publisher=Quiet(), clock=clock).ticket.ticket_id
+    store.update(broken, lambda t: domain.fail(t, "InvalidModelOutput: not JSON", now=clock()))
+
+    code, result = run(capsys, "reconcile", "--older-than", "60")
+    assert code == 0 and result["ticket_ids"]["republished"] == [stuck]
+    assert store.get(stuck).republished == 1
+    code, result = run(capsys, "failed")
+    assert [t["ticket_id"] for t in result["tickets"]] == [broken]
+    assert cli.main(["replay"]) == 1  # nothing named
+    capsys.readouterr()
+    code, result = run(capsys, "replay", "--all-failed")
+    assert result == {"replayed": [broken]}
+    assert store.get(broken).status.value == "Pending"

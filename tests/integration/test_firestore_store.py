@@ -113,3 +113,28 @@ def test_an_unreachable_firestore_is_store_unavailable(monkeypatch):
     store = FirestoreTicketStore(firestore.Client(project="triage-test"), "tickets", timeout_seconds=1.0)
     with pytest.raises(StoreUnavailable):
         store.get("anything")
+
+
+def test_find_filters_and_orders_by_last_update(store: FirestoreTicketStore):
+    clock = FakeClock()
+    tickets = []
+    for _ in range(4):
+        clock.advance(60)
+        tickets.append(new_ticket(updated_at=clock()))
+        store.create(tickets[-1])
+    answer = Classification(Labels("Network", "High", "Network Operations"), 0.9, "r", Path.CLASSIFIER, "m")
+    store.update(
+        tickets[1].ticket_id,
+        lambda t: dataclasses.replace(
+            domain.complete(t, dataclasses.replace(answer, remembered=False), now=t.updated_at)
+        ),
+    )
+    store.update(tickets[2].ticket_id, lambda t: domain.request_writeback(t, now=t.updated_at))
+    pending = store.find(status=Status.PENDING, limit=10)
+    assert [t.ticket_id for t in pending] == [tickets[0].ticket_id, tickets[2].ticket_id, tickets[3].ticket_id]
+    old = store.find(status=Status.PENDING, updated_before=tickets[3].updated_at, limit=10)
+    assert [t.ticket_id for t in old] == [tickets[0].ticket_id, tickets[2].ticket_id]
+    assert [t.ticket_id for t in store.find(remembered=False, limit=10)] == [tickets[1].ticket_id]
+    waiting = store.find(writeback_status=domain.WritebackStatus.PENDING, limit=10)
+    assert [t.ticket_id for t in waiting] == [tickets[2].ticket_id]
+    assert len(store.find(status=Status.PENDING, limit=1)) == 1

@@ -16,7 +16,7 @@ def test_defaults_run_the_local_classifier(monkeypatch):
     settings = load_settings()
     assert settings.classifier == "auto" and not settings.uses_gemini
     assert settings.memory_policy == MemoryPolicy()
-    assert settings.api_key_digests == ()
+    assert settings.api_key_list == ()
 
 
 def test_an_api_key_turns_gemini_on_unless_told_otherwise(monkeypatch):
@@ -36,7 +36,9 @@ def test_settings_read_the_names_terraform_sets(monkeypatch):
     settings = load_settings()
     assert (settings.tickets_topic, settings.chroma_port, settings.chroma_ssl) == ("t-prod", 443, True)
     assert settings.memory_policy.agreement_neighbours == 3
-    assert settings.api_key_digests == (hashlib.sha256(b"plain").digest(), hashlib.sha256(b"hashed").digest())
+    plain, hashed = settings.api_key_list
+    assert (plain.digest, plain.scopes) == (hashlib.sha256(b"plain").digest(), frozenset({"admin"}))
+    assert hashed.digest == hashlib.sha256(b"hashed").digest()
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,7 @@ def test_settings_read_the_names_terraform_sets(monkeypatch):
         ("CLASSIFIER", "magic"),
         ("MEMORY_AGREEMENT_SHARE", "0.2"),
         ("API_KEYS", "sha256:zz"),
+        ("API_KEYS", "k=submit+launch"),
     ],
 )
 def test_a_bad_setting_stops_the_process_with_its_name(monkeypatch, name, value):

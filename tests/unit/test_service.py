@@ -242,12 +242,44 @@ def test_a_transient_fault_raises_for_redelivery_and_is_remembered(world: World)
     assert world.store.tickets[ticket_id].attempts == 2
 
 
-def test_the_memory_being_down_is_transient(world: World):
+def test_without_the_memory_a_ticket_is_classified_anyway_and_the_gap_recorded(world: World):
+    ticket_id = world.ingest(JENKINS).ticket.ticket_id
+    world.memory.down = True
+    assert world.process(ticket_id).action == "classified"
+    classification = world.store.tickets[ticket_id].classification
+    assert classification.remembered is False
+    assert classification.degraded[0].startswith("memory unavailable")
+    assert world.store.tickets[ticket_id].status is Status.CLASSIFIED_BY_AI
+
+
+def test_the_memory_being_down_can_be_made_transient(world: World):
+    world.options = dataclasses.replace(world.options, memory_unavailable="retry")
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     world.memory.down = True
     with pytest.raises(Exception, match="memory down"):
         world.process(ticket_id)
     assert world.store.tickets[ticket_id].status is Status.PENDING
+
+
+def test_an_unavailable_classifier_falls_back_and_flags_the_ticket_for_review(world: World):
+    world.classifier.raise_next.append(ClassifierUnavailable("429 after 5 attempts"))
+    fallback = ScriptedClassifier(ACCESS)
+    fallback.name = "local-embedding"
+    ticket_id = world.ingest(JENKINS).ticket.ticket_id
+    service.process(
+        ticket_id,
+        store=world.store,
+        embedder=world.embedder,
+        memory=world.memory,
+        classifier=world.classifier,
+        taxonomy=world.taxonomy,
+        clock=world.clock,
+        options=world.options,
+        fallback=fallback,
+    )
+    classification = world.store.tickets[ticket_id].classification
+    assert classification.labels == ACCESS and classification.needs_review is True
+    assert classification.degraded == ("scripted unavailable (429 after 5 attempts); answered by local-embedding",)
 
 
 def test_a_ticket_fails_after_its_last_attempt_with_the_last_error(world: World):

@@ -1,9 +1,9 @@
 """TicketStore on Cloud Firestore (or its emulator, when FIRESTORE_EMULATOR_HOST is set).
 
-One document per ticket, keyed by ticket id. Every change goes through a
-transaction that reads the ticket, applies a pure transition from ``domain`` and
-writes the result, so concurrent deliveries and a human's correction never
-overwrite each other. This module must never decide a transition itself.
+One document per ticket, keyed by ticket id. Every change reads the ticket, applies a
+pure transition from ``domain`` and writes the result on the condition that nobody
+wrote in between, so concurrent deliveries and a human's correction never overwrite
+each other. This module must never decide a transition itself.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from ..domain import Ticket, ticket_from_record, ticket_to_record
+from ..domain import Status, Ticket, WritebackStatus, ticket_from_record, ticket_to_record
 from ..errors import StoreUnavailable, UnknownTicket
 
 
 def _is_contention(error: BaseException) -> bool:
-    # The library reports an aborted commit as a ValueError caused by Aborted.
-    return isinstance(error, google_exceptions.Aborted) or isinstance(error.__cause__, google_exceptions.Aborted)
+    """Another writer got there first: the precondition failed (or, in a transaction, it aborted)."""
+    return isinstance(error, (google_exceptions.FailedPrecondition, google_exceptions.Aborted))
 
 
 def _to_document(ticket: Ticket) -> dict[str, Any]:
@@ -64,9 +65,7 @@ class FirestoreTicketStore:
         try:
             yield
         except (google_exceptions.GoogleAPIError, TimeoutError, ValueError) as error:
-            if isinstance(error, google_exceptions.AlreadyExists) or (
-                isinstance(error, ValueError) and not _is_contention(error)
-            ):
+            if isinstance(error, (google_exceptions.AlreadyExists, ValueError)):
                 raise
             raise StoreUnavailable(f"Firestore {what} failed: {type(error).__name__}: {error}") from error
 
@@ -89,27 +88,35 @@ class FirestoreTicketStore:
         return _from_document(snapshot.to_dict()) if snapshot.exists else None
 
     def update(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket:
+        """Read, transform, write with a precondition on the document's update time.
+
+        Optimistic, not a transaction: a process killed mid-update holds no lock (the
+        emulator never releases an abandoned transaction's locks), and a lost race is
+        simply read again, with jittered backoff.
+        """
         reference = self._collection.document(ticket_id)
 
-        @firestore.transactional
-        def apply(transaction: firestore.Transaction) -> Ticket:
-            snapshot = reference.get(transaction=transaction, retry=self._retry, timeout=self._timeout)
+        def apply() -> Ticket:
+            snapshot = reference.get(retry=self._retry, timeout=self._timeout)
             if not snapshot.exists:
                 raise UnknownTicket(f"no ticket with id {ticket_id!r}")
             updated = transition(_from_document(snapshot.to_dict()))
-            transaction.set(reference, _to_document(updated))
+            reference.update(
+                _to_document(updated),
+                option=self._client.write_option(last_update_time=snapshot.update_time),
+                retry=self._retry,
+                timeout=self._timeout,
+            )
             return updated
 
-        # Contention aborts a transaction (at its read or its commit); the library would retry
-        # at once, so it gets one attempt and this loop retries with jittered backoff instead.
         retrying = Retrying(
             retry=retry_if_exception(_is_contention),
             wait=wait_random_exponential(multiplier=0.05, max=1.0),
             stop=stop_after_delay(self._timeout),
             reraise=True,
         )
-        with self._translated("transaction"):
-            return retrying(lambda: apply(self._client.transaction(max_attempts=1)))
+        with self._translated("update"):
+            return retrying(apply)
 
     def mark_published(self, ticket_id: str, now: datetime) -> None:
         # A field update, not a transaction: it touches nothing a transition decides, and
@@ -135,6 +142,28 @@ class FirestoreTicketStore:
     def release_delivery(self, source: str, delivery_id: str) -> None:
         with self._translated("delete"):
             self._delivery(source, delivery_id).delete(retry=self._retry, timeout=self._timeout)
+
+    def find(
+        self,
+        *,
+        status: Status | None = None,
+        writeback_status: WritebackStatus | None = None,
+        remembered: bool | None = None,
+        updated_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        query: Any = self._collection
+        if status is not None:
+            query = query.where(filter=FieldFilter("status", "==", status.value))
+        if writeback_status is not None:
+            query = query.where(filter=FieldFilter("writeback.status", "==", writeback_status.value))
+        if remembered is not None:
+            query = query.where(filter=FieldFilter("classification.remembered", "==", remembered))
+        if updated_before is not None:
+            query = query.where(filter=FieldFilter("updated_at", "<", updated_before))
+        query = query.order_by("updated_at").limit(limit)
+        with self._translated("query"):
+            return [_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
 
     def delete(self, ticket_id: str) -> None:
         with self._translated("delete"):

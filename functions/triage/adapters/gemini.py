@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -157,7 +158,18 @@ def few_shot_contents(examples: Sequence[Neighbour], text: str) -> list[types.Co
     return contents
 
 
-def parse_answer(text: str | None, taxonomy: Taxonomy) -> tuple[Labels, float, str]:
+_WORDS = re.compile(r"[a-z0-9']+")
+WITHHELD = "Rationale withheld: the model's explanation repeated its instructions."
+
+
+def echoes(rationale: str, instructions: str, span: int = 6) -> bool:
+    """Whether the rationale repeats ``span`` consecutive words of the instructions (a leak)."""
+    said, told = _WORDS.findall(rationale.lower()), _WORDS.findall(instructions.lower())
+    known = {tuple(told[i : i + span]) for i in range(len(told) - span + 1)}
+    return any(tuple(said[i : i + span]) in known for i in range(len(said) - span + 1))
+
+
+def parse_answer(text: str | None, taxonomy: Taxonomy, instructions: str = "") -> tuple[Labels, float, str]:
     if not text:
         raise InvalidModelOutput("the model returned no text")
     try:
@@ -180,6 +192,8 @@ def parse_answer(text: str | None, taxonomy: Taxonomy) -> tuple[Labels, float, s
     except Exception as error:
         raise InvalidModelOutput(f"the model answered outside the taxonomy: {error}") from error
     rationale = str(answer.get("rationale", "")).strip()[:500]
+    if instructions and echoes(rationale, instructions):
+        rationale = WITHHELD
     return labels, min(max(confidence, 0.0), 1.0), rationale
 
 
@@ -236,8 +250,9 @@ class GeminiClassifier:
             raise ClassifierUnavailable(f"Gemini unreachable: {type(error).__name__}: {error}") from error
 
     def classify(self, request: ClassificationRequest) -> Classification:
+        instructions = system_instruction(request.taxonomy)
         config = types.GenerateContentConfig(
-            system_instruction=system_instruction(request.taxonomy),
+            system_instruction=instructions,
             temperature=0.0,
             candidate_count=1,
             max_output_tokens=1024,
@@ -254,7 +269,7 @@ class GeminiClassifier:
             input_tokens += getattr(usage, "prompt_token_count", None) or 0
             output_tokens += getattr(usage, "candidates_token_count", None) or 0
             try:
-                labels, confidence, rationale = parse_answer(response.text, request.taxonomy)
+                labels, confidence, rationale = parse_answer(response.text, request.taxonomy, instructions)
             except InvalidModelOutput as error:
                 problem = error
                 log.warning("Gemini answer refused; asking again", extra={"error": str(error)})

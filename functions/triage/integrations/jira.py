@@ -57,6 +57,10 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _name(value: Any) -> str | None:
     if isinstance(value, Mapping):
         found = value.get("name") or value.get("value")
@@ -85,7 +89,8 @@ def parse_webhook(body: Any, *, tenant: str | None) -> SourceEvent:
         raise ValidationFailed("the webhook carries no issue with an id and fields")
     fields = issue["fields"]
     if event == "jira:issue_updated":
-        items = (body.get("changelog") or {}).get("items") or []
+        changelog = body.get("changelog")
+        items = _list(changelog.get("items")) if isinstance(changelog, Mapping) else []
         changed = {str(i.get("fieldId") or i.get("field") or "").lower() for i in items if isinstance(i, Mapping)}
         if not changed & TEXT_FIELDS:
             return SourceEvent("ignore", reason="neither summary nor description changed")
@@ -105,8 +110,8 @@ def parse_webhook(body: Any, *, tenant: str | None) -> SourceEvent:
             "issue_type": _name(fields.get("issuetype")),
             "status": _name(fields.get("status")),
             "priority": _name(fields.get("priority")),
-            "labels": [str(label) for label in fields.get("labels") or []][:50],
-            "components": [c for c in (_name(c) for c in fields.get("components") or []) if c][:50],
+            "labels": [str(label) for label in _list(fields.get("labels"))][:50],
+            "components": [c for c in (_name(c) for c in _list(fields.get("components"))) if c][:50],
             "self": issue.get("self"),
             "event": event,
         }
@@ -224,6 +229,6 @@ def read_fields(issue: Mapping[str, Any]) -> dict[str, Any]:
     fields = issue.get("fields") or {}
     return {
         "labels": list(fields.get("labels") or []),
-        "components": [c for c in (_name(c) for c in fields.get("components") or []) if c],
+        "components": [c for c in (_name(c) for c in _list(fields.get("components"))) if c],
         "priority": _name(fields.get("priority")),
     }

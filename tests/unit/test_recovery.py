@@ -1,0 +1,174 @@
+"""Stopped work restarted, boundedly; dead letters; Failed tickets replayed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import functions_framework
+
+from tests.fakes import (
+    FakeClock,
+    HashingEmbedder,
+    InMemoryMemory,
+    InMemoryTicketStore,
+    RecordingPublisher,
+    ScriptedClassifier,
+)
+from tests.support import MAIN, Api
+from triage import bootstrap, domain, service
+from triage.domain import Labels, Status, WritebackStatus
+from triage.errors import ClassifierUnavailable
+
+NETWORK = Labels("Network", "High", "Network Operations")
+
+
+def pending(store: InMemoryTicketStore, clock: FakeClock, title: str) -> str:
+    return service.ingest(
+        service.Submission(title=title), store=store, publisher=RecordingPublisher(), clock=clock
+    ).ticket.ticket_id
+
+
+def test_a_stuck_ticket_is_republished_a_bounded_number_of_times_then_fails():
+    store, publisher, clock = InMemoryTicketStore(), RecordingPublisher(), FakeClock()
+    stuck = pending(store, clock, "VPN down")
+
+    def reconcile() -> service.ReconcileReport:
+        return service.reconcile(
+            store=store, publisher=publisher, clock=clock, older_than=timedelta(minutes=5), max_republish=3
+        )
+
+    assert reconcile().republished == []  # not old enough yet
+    for round_number in range(1, 4):
+        clock.advance(600)
+        fresh = pending(store, clock, f"Printer jam {round_number}")
+        report = reconcile()
+        assert stuck in report.republished and fresh not in report.republished and report.failed == []
+        assert store.tickets[stuck].republished == round_number
+        assert store.tickets[fresh].republished == 0
+    clock.advance(600)
+    report = reconcile()
+    assert stuck in report.failed
+    assert store.tickets[stuck].status is Status.FAILED
+    assert store.tickets[stuck].last_error.startswith("stuck: re-sent 3 times")
+    assert publisher.messages.count((stuck, "classify")) == 3
+
+
+def test_reconcile_requeues_pending_write_backs_and_unremembered_tickets(taxonomy):
+    store, publisher, clock, memory = InMemoryTicketStore(), RecordingPublisher(), FakeClock(), InMemoryMemory()
+    writeback = service.WritebackQueue(frozenset({"jira"}), RecordingPublisher())
+    submission = service.Submission(title="VPN down", source="jira", external_id="7")
+    ticket_id = service.ingest(submission, store=store, publisher=publisher, clock=clock).ticket.ticket_id
+    memory.down = True
+    service.process(
+        ticket_id,
+        store=store,
+        embedder=HashingEmbedder(),
+        memory=memory,
+        classifier=ScriptedClassifier(NETWORK),
+        taxonomy=taxonomy,
+        clock=clock,
+        writeback=writeback,
+    )
+    assert store.tickets[ticket_id].classification.remembered is False
+    clock.advance(600)
+    report = service.reconcile(
+        store=store, publisher=publisher, clock=clock, older_than=timedelta(minutes=5), writeback=writeback
+    )
+    assert report.remembered == [ticket_id] and report.writebacks == [ticket_id]
+    assert publisher.messages[-1] == (ticket_id, "remember")
+    assert writeback.publisher.messages[-1] == (ticket_id, "write_back")
+    memory.down = False
+    service.remember(ticket_id, store=store, embedder=HashingEmbedder(), memory=memory, clock=clock)
+    assert ticket_id in memory.stored
+    assert store.tickets[ticket_id].classification.remembered is True
+    assert (
+        service.reconcile(store=store, publisher=publisher, clock=clock, older_than=timedelta(minutes=5)).remembered
+        == []
+    )
+
+
+def test_failed_tickets_are_replayed_with_fresh_attempts(taxonomy):
+    store, publisher, clock = InMemoryTicketStore(), RecordingPublisher(), FakeClock()
+    ticket_id = pending(store, clock, "VPN down")
+    classifier = ScriptedClassifier(NETWORK)
+    arguments = dict(
+        store=store,
+        embedder=HashingEmbedder(),
+        memory=InMemoryMemory(),
+        classifier=classifier,
+        taxonomy=taxonomy,
+        clock=clock,
+        options=service.ProcessingOptions(max_delivery_attempts=1),
+    )
+    classifier.raise_next.append(ClassifierUnavailable("down"))
+    try:
+        service.process(ticket_id, **arguments)
+    except ClassifierUnavailable:
+        pass
+    assert service.process(ticket_id, **arguments).action == "failed"
+    assert service.replay_failed(None, store=store, publisher=publisher, clock=clock) == [ticket_id]
+    assert store.tickets[ticket_id].status is Status.PENDING and store.tickets[ticket_id].attempts == 0
+    assert publisher.messages == [(ticket_id, "classify")]
+    assert service.process(ticket_id, **arguments).action == "classified"
+    assert service.replay_failed([ticket_id, "nope"], store=store, publisher=publisher, clock=clock) == []
+
+
+def dead_lettered(ticket_id: str, kind: str, deliveries: int) -> dict:
+    data = base64.b64encode(json.dumps({"ticket_id": ticket_id, "kind": kind}).encode()).decode()
+    return {
+        "message": {
+            "data": data,
+            "messageId": "9",
+            "attributes": {
+                "CloudPubSubDeadLetterSourceDeliveryCount": str(deliveries),
+                "CloudPubSubDeadLetterSourceSubscription": "tickets-worker",
+            },
+        },
+        "subscription": "projects/p/subscriptions/tickets-dead-letter-sub",
+    }
+
+
+def test_a_dead_lettered_message_fails_its_ticket_with_the_reason(taxonomy):
+    store, clock = InMemoryTicketStore(), FakeClock()
+    ticket_id = pending(store, clock, "VPN down")
+    store.update(ticket_id, lambda t: domain.note_error(t, "ClassifierUnavailable: 503", now=clock()))
+    bootstrap.override(store=store, clock=clock, taxonomy=taxonomy, embedder=HashingEmbedder(), memory=InMemoryMemory())
+    client = functions_framework.create_app("process_ticket", MAIN, "cloudevent").test_client()
+    response = client.post("/projects/p/topics/tickets-dead-letter", json=dead_lettered(ticket_id, "classify", 10))
+    assert response.status_code == 200
+    ticket = store.tickets[ticket_id]
+    assert ticket.status is Status.FAILED
+    assert ticket.last_error == "dead-lettered after 10 deliveries; last error: ClassifierUnavailable: 503"
+    # A dead-lettered message for a ticket that got its answer meanwhile changes nothing.
+    assert client.post("/x", json=dead_lettered(ticket_id, "classify", 10)).status_code == 200
+    assert store.tickets[ticket_id] == ticket
+
+
+def test_a_dead_lettered_write_back_is_recorded_as_failed():
+    store, clock = InMemoryTicketStore(), FakeClock()
+    ticket_id = pending(store, clock, "VPN down")
+    store.update(ticket_id, lambda t: domain.request_writeback(t, now=clock()))
+    outcome = service.dead_letter(ticket_id, "write_back", 10, store=store, clock=clock)
+    assert outcome.action == "dead_lettered"
+    assert store.tickets[ticket_id].writeback.status is WritebackStatus.FAILED
+    assert store.tickets[ticket_id].writeback.last_error == "dead-lettered after 10 deliveries"
+
+
+def test_the_admin_routes(taxonomy, monkeypatch):
+    monkeypatch.setenv("API_KEYS", "admin-key=admin")
+    api = Api(taxonomy)
+    headers = {"X-API-Key": "admin-key"}
+    ticket_id = api.post("/classify", {"title": "VPN down"}, headers).get_json()["ticket_id"]
+    api.store.update(ticket_id, lambda t: domain.fail(t, "InvalidModelOutput: not JSON", now=api.clock()))
+    listed = api.client.get("/admin/failed?limit=5", headers=headers).get_json()["tickets"]
+    assert [(t["ticket_id"], t["last_error"]) for t in listed] == [(ticket_id, "InvalidModelOutput: not JSON")]
+    assert api.post("/admin/replay", {}, headers).status_code == 422
+    replayed = api.post("/admin/replay", {"ticket_ids": [ticket_id]}, headers).get_json()
+    assert replayed == {"replayed": [ticket_id]}
+    api.clock.advance(3600)
+    report = api.client.post("/admin/reconcile", headers=headers).get_json()
+    assert report["republished"] == 1 and report["ticket_ids"]["republished"] == [ticket_id]
+    report = api.post("/admin/reconcile", {"older_than_seconds": 999999}, headers).get_json()
+    assert report["republished"] == 0
