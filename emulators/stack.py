@@ -2,8 +2,8 @@
 Chroma server, both functions under functions-framework, and (optionally) the
 fake Gemini server.
 
-``python -m emulators.stack`` starts everything, creates the tickets topic, its
-dead-letter topic and a push subscription to the worker, waits until each process
+``python -m emulators.stack`` starts everything, creates the tickets and write-back
+topics, a dead-letter topic and push subscriptions to the worker, waits until each process
 answers its health check, prints the URLs and, on Ctrl-C, stops every process it
 started (each runs in its own process group, so no java is orphaned). The tests,
 the demo and the benchmark build the same stack through ``LocalStack``.
@@ -362,7 +362,7 @@ class LocalStack:
         project = config.project
         pubsub = f"http://{self.pubsub_host}/v1/projects/{project}"
         worker_url = f"http://{config.host}:{worker_port}"
-        rest(f"{pubsub}/topics/{dead_letter}")
+        rest(f"{pubsub}/topics/{dead_letter}")  # for parity with production; nothing routes to it locally
         rest(f"{pubsub}/subscriptions/{dead_letter}-sub", payload={"topic": f"projects/{project}/topics/{dead_letter}"})
         # Classification work and write-back work: two topics, both pushed to the worker.
         for work_topic, work_subscription in ((topic, subscription), (writeback_topic, f"{writeback_topic}-worker")):
@@ -374,12 +374,10 @@ class LocalStack:
                     "ackDeadlineSeconds": 120,
                     # The path makes functions-framework give the event the topic as its source.
                     "pushConfig": {"pushEndpoint": f"{worker_url}/projects/{project}/topics/{work_topic}"},
-                    # Accepted but not enforced by the emulator; production's Terraform sets the same.
-                    "deadLetterPolicy": {
-                        "deadLetterTopic": f"projects/{project}/topics/{dead_letter}",
-                        "maxDeliveryAttempts": 10,
-                    },
-                    "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "60s"},
+                    # No dead-letter policy here, unlike production's: with one, the emulator (0.8.20)
+                    # dropped messages after a 15 s endpoint outage (of 300: 100 dead-lettered, 200
+                    # lost, none delivered); without one, all 300 arrived, re-pushed every second.
+                    # The worker's handling of dead-lettered messages is tested directly.
                 },
             )
         chroma = urllib.parse.urlsplit(self.chroma_url)

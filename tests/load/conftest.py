@@ -43,7 +43,7 @@ def burst(api_url: str, bodies: list[dict[str, str]], clients: int = 16) -> list
         connection = http.client.HTTPConnection(host, int(port), timeout=60)
         ids = []
         for body in chunk:
-            for attempt in range(5):
+            for _attempt in range(5):
                 connection.request("POST", "/classify", json.dumps(body), {"Content-Type": "application/json"})
                 response = connection.getresponse()
                 answer = json.loads(response.read())
