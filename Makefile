@@ -4,10 +4,13 @@ VENV := .venv
 CHROMA_VENV := .venv-chroma
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
+CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: install run demo test test-unit test-integration test-e2e test-slow lint bench lock clean
+.PHONY: install run demo test test-unit test-integration test-e2e test-slow lint bench lock lock-checkov clean
 
-install: $(VENV)/.installed $(CHROMA_VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+
+install: $(VENV)/.installed $(CHROMA_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 # The lock pins torch 2.13.0+cpu: pip takes the local CPU wheel, never GBs of CUDA.
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
@@ -20,6 +23,12 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 $(CHROMA_VENV)/.installed: emulators/requirements-chroma.txt
 	$(PYTHON) -m venv $(CHROMA_VENV)
 	$(CHROMA_VENV)/bin/pip install --quiet --disable-pip-version-check -r emulators/requirements-chroma.txt
+	touch $@
+
+# checkov (the offline Terraform checks in tests/infra) clashes with our pins: its own environment.
+$(CHECKOV_VENV)/.installed: .ci/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r .ci/requirements-checkov.txt
 	touch $@
 
 run: install
@@ -59,6 +68,19 @@ lock:
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.txt pyproject.toml
 	$(BIN)/pip-compile --quiet --strip-extras --extra test --no-emit-find-links --no-emit-index-url -o requirements-dev.txt pyproject.toml
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o emulators/requirements-chroma.txt emulators/requirements-chroma.in
+	$(MAKE) functions/requirements.txt
+
+# What Cloud Functions installs: the runtime lock, with torch's CPU-only index so the worker
+# gets torch 2.13.0+cpu (about 200 MB) instead of the CUDA build (several GB).
+functions/requirements.txt: requirements.txt
+	{ echo "# Generated from requirements.txt by make functions/requirements.txt; do not edit."; \
+	  echo "--extra-index-url https://download.pytorch.org/whl/cpu"; \
+	  grep -v '^#' requirements.txt | grep -v '^ *#'; } > $@
+
+lock-checkov:
+	python3 -m venv /tmp/checkov-lock && /tmp/checkov-lock/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	{ echo "# checkov in its own environment (its pins clash with ours). Regenerate: make lock-checkov"; \
+	  /tmp/checkov-lock/bin/pip freeze; } > .ci/requirements-checkov.txt
 
 clean:
-	rm -rf $(VENV) $(CHROMA_VENV) .stack .pytest_cache
+	rm -rf $(VENV) $(CHROMA_VENV) $(CHECKOV_VENV) .stack .pytest_cache infra/.build

@@ -6,7 +6,9 @@ components from ``bootstrap``, encode the answer. The logic lives in ``triage``.
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import timedelta
 
 import flask
 import functions_framework
@@ -40,6 +42,18 @@ def process_ticket(cloud_event: CloudEvent) -> None:
             )
         elif message.kind == service.WARM_UP:
             outcome = service.warm_up(embedder=bootstrap.embedder())
+        elif message.kind == service.RECONCILE:
+            settings = bootstrap.settings()
+            report = service.reconcile(
+                store=bootstrap.store(),
+                publisher=bootstrap.publisher(),
+                clock=bootstrap.clock(),
+                older_than=timedelta(seconds=settings.reconcile_after_seconds),
+                limit=settings.reconcile_limit,
+                max_republish=settings.reconcile_max_republish,
+                writeback=bootstrap.writeback_queue(),
+            )
+            outcome = service.Outcome("reconciled", "", detail=json.dumps(report.as_dict()["ticket_ids"]))
         elif message.kind == service.WRITE_BACK:
             outcome = service.write_back(
                 message.ticket_id,

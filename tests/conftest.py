@@ -13,7 +13,7 @@ from triage.config import DEFAULT_TAXONOMY_FILE, load_taxonomy
 from triage.domain import Taxonomy
 
 TESTS = Path(__file__).parent
-LAYERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "load": "slow"}
+LAYERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "load": "slow", "infra": "infra"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

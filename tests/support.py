@@ -13,7 +13,9 @@ from triage import bootstrap
 from triage.adapters.chroma import ChromaMemory
 
 
-def connect_chroma(url: str, collection: str, embedding_model: str = "test-model", version: str = "1") -> ChromaMemory:
+def connect_chroma(
+    url: str, collection: str, embedding_model: str = "test-model", version: str = "1", **options
+) -> ChromaMemory:
     parts = urlsplit(url)
     return ChromaMemory.connect(
         host=parts.hostname,
@@ -25,6 +27,7 @@ def connect_chroma(url: str, collection: str, embedding_model: str = "test-model
         collection=collection,
         embedding_model=embedding_model,
         model_version=version,
+        **options,
     )
 
 

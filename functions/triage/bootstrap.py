@@ -117,6 +117,8 @@ def memory() -> Memory:
             port=config.chroma_port,
             ssl=config.chroma_ssl,
             token=config.chroma_token.get_secret_value() if config.chroma_token else None,
+            auth=config.chroma_auth,
+            audience=config.chroma_audience,
             tenant=config.chroma_tenant,
             database=config.chroma_database,
             collection=config.chroma_collection,

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     chroma_port: int = Field(8000, gt=0, lt=65536)
     chroma_ssl: bool = False
     chroma_token: SecretStr | None = None
+    # token: CHROMA_TOKEN as x-chroma-token (Chroma Cloud, a proxy); google_id_token: an ID token of
+    # the runtime's service account, for a Chroma service on Cloud Run behind IAM (infra/chroma.tf).
+    chroma_auth: Literal["token", "google_id_token"] = "token"
+    chroma_audience: str | None = None
     chroma_tenant: str = "default_tenant"
     chroma_database: str = "default_database"
     chroma_collection: str = "tickets"

@@ -17,6 +17,8 @@ from .errors import MalformedMessage
 
 _TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 WARM_UP = "warm_up"  # carries no ticket
+RECONCILE = "reconcile"  # carries no ticket: Cloud Scheduler publishes it
+TICKETLESS_KINDS = frozenset({WARM_UP, RECONCILE})
 
 
 DEAD_LETTER_ATTRIBUTE = "CloudPubSubDeadLetterSourceDeliveryCount"
@@ -50,7 +52,7 @@ def decode_pubsub_event(data: Any, kinds: tuple[str, ...]) -> WorkMessage:
     ticket_id, kind = payload.get("ticket_id", ""), payload.get("kind", kinds[0])
     if kind not in kinds:
         raise MalformedMessage(f"unknown message kind {kind!r}")
-    if kind != WARM_UP and (not isinstance(ticket_id, str) or not _TICKET_ID.match(ticket_id)):
+    if kind not in TICKETLESS_KINDS and (not isinstance(ticket_id, str) or not _TICKET_ID.match(ticket_id)):
         raise MalformedMessage(f"the message has no valid ticket_id: {ticket_id!r}")
     attributes = data["message"].get("attributes") or {}
     deliveries = attributes.get(DEAD_LETTER_ATTRIBUTE) if isinstance(attributes, Mapping) else None

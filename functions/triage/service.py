@@ -53,7 +53,8 @@ CLASSIFY = "classify"
 REMEMBER = "remember"
 WRITE_BACK = "write_back"
 WARM_UP = messages.WARM_UP
-MESSAGE_KINDS = (CLASSIFY, REMEMBER, WRITE_BACK, WARM_UP)
+RECONCILE = messages.RECONCILE
+MESSAGE_KINDS = (CLASSIFY, REMEMBER, WRITE_BACK, WARM_UP, RECONCILE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -117,3 +117,27 @@ def test_an_unreachable_chroma_is_memory_unavailable(infrastructure):
     down = connect_chroma(f"http://127.0.0.1:{free_port()}", "tickets")
     with pytest.raises(MemoryUnavailable):
         down.nearest(unit(1, 0), tenant="acme", limit=1)
+
+
+def test_google_id_token_auth_sends_a_fresh_token_before_the_old_one_expires(infrastructure):
+    """CHROMA_AUTH=google_id_token: the Chroma service on Cloud Run lets only our service accounts in."""
+    audiences, now = [], [0.0]
+
+    def id_token(audience: str) -> str:
+        audiences.append(audience)
+        return f"token-{len(audiences)}"
+
+    memory = connect_chroma(
+        infrastructure.chroma_url,
+        f"tickets-{uuid.uuid4().hex[:8]}",
+        auth="google_id_token",
+        audience="https://chroma.example.run.app",
+        id_token=id_token,
+        clock=lambda: now[0],
+    )
+    memory.remember(entry("a", unit(1, 0)))
+    assert [n.ticket_id for n in memory.nearest(unit(1, 0), tenant="acme", limit=1)] == ["a"]
+    assert audiences == ["https://chroma.example.run.app"]  # one token for every call within its life
+    now[0] += 46 * 60
+    assert [n.ticket_id for n in memory.nearest(unit(1, 0), tenant="acme", limit=1)] == ["a"]
+    assert len(audiences) == 2

@@ -120,3 +120,16 @@ def test_a_transient_fault_is_a_500_so_pubsub_redelivers(worker: Worker):
 def test_a_warm_up_message_loads_the_model_and_touches_no_ticket(worker: Worker):
     assert send(worker, {"kind": "warm_up"}, "push").status_code == 200
     assert worker.store.tickets == {}
+
+
+def test_a_scheduled_reconcile_message_republishes_stuck_tickets(worker: Worker):
+    """Cloud Scheduler publishes ``{"kind": "reconcile"}`` to the tickets topic in production."""
+    publisher = RecordingPublisher()
+    bootstrap.override(publisher=publisher)
+    stuck = worker.new_ticket()
+    worker.clock.advance(bootstrap.settings().reconcile_after_seconds + 1)
+    fresh = worker.new_ticket()
+    assert send(worker, {"kind": "reconcile"}, "push").status_code == 200
+    assert (stuck, "classify") in publisher.messages
+    assert (fresh, "classify") not in publisher.messages
+    assert worker.store.tickets[stuck].status is Status.PENDING

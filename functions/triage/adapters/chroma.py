@@ -60,10 +60,34 @@ def _entry(
     )
 
 
+# Google-signed ID tokens live an hour; a client is rebuilt with a fresh one well before.
+ID_TOKEN_LIFETIME_SECONDS = 45 * 60
+
+
+def fetch_google_id_token(audience: str) -> str:
+    """An ID token for ``audience`` from the runtime's service account (Cloud Run IAM)."""
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    return google.oauth2.id_token.fetch_id_token(google.auth.transport.requests.Request(), audience)
+
+
 class ChromaMemory:
-    def __init__(self, client_factory: Callable[[], Any], collection: str, embedding_model: str, model_version: str):
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        collection: str,
+        embedding_model: str,
+        model_version: str,
+        *,
+        client_lifetime_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._client_factory = client_factory
         self._client: Any = None
+        self._client_lifetime = client_lifetime_seconds
+        self._client_expires = 0.0
+        self._clock = clock
         self._collection_name = collection
         self._embedding_model = embedding_model
         self._model_version = model_version
@@ -83,12 +107,20 @@ class ChromaMemory:
         collection: str,
         embedding_model: str,
         model_version: str,
+        auth: str = "token",
+        audience: str | None = None,
+        id_token: Callable[[str], str] = fetch_google_id_token,
+        clock: Callable[[], float] = time.monotonic,
     ) -> ChromaMemory:
         def factory() -> Any:
             import chromadb
             from chromadb.config import Settings
 
-            headers = {"x-chroma-token": token} if token else None
+            if auth == "google_id_token":
+                # A Chroma service on Cloud Run that only the functions' service accounts may invoke.
+                headers = {"Authorization": f"Bearer {id_token(audience or f'https://{host}')}"}
+            else:
+                headers = {"x-chroma-token": token} if token else None
             return chromadb.HttpClient(
                 host=host,
                 port=port,
@@ -99,7 +131,8 @@ class ChromaMemory:
                 settings=Settings(anonymized_telemetry=False),
             )
 
-        return cls(factory, collection, embedding_model, model_version)
+        lifetime = ID_TOKEN_LIFETIME_SECONDS if auth == "google_id_token" else None
+        return cls(factory, collection, embedding_model, model_version, client_lifetime_seconds=lifetime, clock=clock)
 
     @property
     def model(self) -> str:
@@ -118,7 +151,15 @@ class ChromaMemory:
         if self._client is None:
             with self._translated("connect"):
                 self._client = self._client_factory()
+            if self._client_lifetime is not None:
+                self._client_expires = self._clock() + self._client_lifetime
         return self._client
+
+    def _expire_credentials(self) -> None:
+        """Drop a client whose credential (an ID token) is about to expire; the next call builds one."""
+        if self._client_lifetime is not None and self._client is not None and self._clock() >= self._client_expires:
+            self._client = None
+            self._collection = None
 
     def _collection_metadata(self) -> dict[str, Any]:
         return {
@@ -129,6 +170,7 @@ class ChromaMemory:
 
     def _open(self) -> Any:
         with self._lock:
+            self._expire_credentials()
             if self._collection is not None:
                 return self._collection
             client = self._connect()

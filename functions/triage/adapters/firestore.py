@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as google_exceptions
@@ -23,6 +23,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..domain import Status, Ticket, WritebackStatus, ticket_from_record, ticket_to_record
 from ..errors import StoreUnavailable, UnknownTicket
+
+# How long a webhook delivery id is remembered for deduplication (TTL field ``expire_at``).
+DELIVERY_RETENTION = timedelta(days=30)
 
 
 def _is_contention(error: BaseException) -> bool:
@@ -131,7 +134,15 @@ class FirestoreTicketStore:
         return self._deliveries.document(key)
 
     def claim_delivery(self, source: str, delivery_id: str) -> bool:
-        record = {"source": source, "delivery_id": delivery_id[:500], "received_at": datetime.now(UTC)}
+        received = datetime.now(UTC)
+        record = {
+            "source": source,
+            "delivery_id": delivery_id[:500],
+            "received_at": received,
+            # Firestore's TTL policy on this field (infra/firestore.tf) deletes the record later:
+            # sources stop retrying a delivery within days, so a month of memory is plenty.
+            "expire_at": received + DELIVERY_RETENTION,
+        }
         with self._translated("create"):
             try:
                 self._delivery(source, delivery_id).create(record, retry=self._retry, timeout=self._timeout)

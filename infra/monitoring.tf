@@ -1,0 +1,188 @@
+# Log-based metrics on the worker's structured logs (functions/triage/logs.py: one JSON
+# object per line, its fields under jsonPayload) and alerts on what needs a person.
+
+locals {
+  worker_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.worker_name}\""
+  notification_channels = concat(
+    var.notification_channels,
+    [for channel in google_monitoring_notification_channel.email : channel.id],
+  )
+}
+
+resource "google_monitoring_notification_channel" "email" {
+  for_each = var.alert_email == "" ? toset([]) : toset([var.alert_email])
+
+  display_name = "Ticket triage alerts"
+  type         = "email"
+  labels = {
+    email_address = each.value
+  }
+}
+
+resource "google_logging_metric" "tickets_classified" {
+  name        = "${var.name_prefix}/tickets_classified"
+  description = "Tickets classified, by path (memory or classifier), status and classifier."
+  filter      = "${local.worker_logs} AND jsonPayload.message=\"ticket classified\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    labels {
+      key = "path"
+    }
+    labels {
+      key = "status"
+    }
+    labels {
+      key = "classifier"
+    }
+  }
+  label_extractors = {
+    path       = "EXTRACT(jsonPayload.path)"
+    status     = "EXTRACT(jsonPayload.status)"
+    classifier = "EXTRACT(jsonPayload.classifier)"
+  }
+}
+
+resource "google_logging_metric" "classification_latency" {
+  name            = "${var.name_prefix}/classification_latency"
+  description     = "Worker time per classified ticket, in milliseconds."
+  filter          = "${local.worker_logs} AND jsonPayload.message=\"ticket classified\""
+  value_extractor = "EXTRACT(jsonPayload.latency_ms)"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "ms"
+    labels {
+      key = "path"
+    }
+  }
+  label_extractors = {
+    path = "EXTRACT(jsonPayload.path)"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 24
+      growth_factor      = 1.6
+      scale              = 5
+    }
+  }
+}
+
+resource "google_logging_metric" "tickets_failed" {
+  name        = "${var.name_prefix}/tickets_failed"
+  description = "Tickets that ended Failed (permanent fault, attempts exhausted, dead-lettered, stuck)."
+  filter      = "${local.worker_logs} AND jsonPayload.message=(\"ticket failed\" OR \"message dead-lettered\" OR \"stuck ticket failed\")"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  display_name          = "Ticket triage: messages in the dead-letter subscription"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "undelivered dead letters > 0"
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.dead_letter_hold.name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Pub/Sub gave up on a message. The ticket is Failed with its last error: `triage failed` lists them, `triage replay` sends them again (README, Reliability). Pull the hold subscription to see the raw messages."
+  }
+}
+
+resource "google_monitoring_alert_policy" "oldest_unacked" {
+  display_name          = "Ticket triage: work waiting too long"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "oldest unacknowledged message age"
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = starts_with(\"${var.name_prefix}-\") AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_oldest_unacked_seconds
+      duration        = "300s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Tickets wait in Pub/Sub: the worker is failing (see the 5xx alert and its logs), at worker_max_instances, or Gemini is rate-limiting."
+  }
+}
+
+resource "google_monitoring_alert_policy" "errors" {
+  display_name          = "Ticket triage: 5xx answers"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "5xx per second, API or worker"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = one_of(\"${local.api_name}\", \"${local.worker_name}\") AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_5xx_per_second
+      duration        = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.labels.service_name"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The API answers 503 when Firestore or Pub/Sub is unavailable; the worker answers 500 on a transient fault (Gemini, Chroma, Firestore) so Pub/Sub delivers again. Read the function's logs at severity WARNING and above."
+  }
+}
+
+resource "google_monitoring_alert_policy" "failed_tickets" {
+  display_name          = "Ticket triage: tickets failed"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "failed tickets in 10 minutes"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.tickets_failed.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "600s"
+        per_series_aligner = "ALIGN_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A ticket ended Failed with its reason. `triage failed` lists them; `triage replay` retries them once the cause is fixed."
+  }
+}
