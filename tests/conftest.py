@@ -4,6 +4,7 @@ a clean composition root for every test."""
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ LAYERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "load": "s
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="also run the slow load and fault tests (tests/load)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from emulators.containers import choose_backend
+
+    backend, why = choose_backend()
+    return f"emulators and Chroma: {backend} ({why}; set TRIAGE_TEST_BACKEND to choose)"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,26 +60,36 @@ def taxonomy() -> Taxonomy:
 def infrastructure(tmp_path_factory):
     """The Firestore and Pub/Sub emulators, a Chroma server and the fake Gemini server, once per
     session; an emulator already named by FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST is reused."""
+    from emulators.containers import Containers, choose_backend
     from emulators.stack import LocalStack, StackConfig, free_port
 
-    config = StackConfig(
-        project="triage-test",
-        firestore_port=free_port(),
-        pubsub_port=free_port(),
-        chroma_port=free_port(),
-        fake_gemini_port=free_port(),
-        workdir=tmp_path_factory.mktemp("stack"),
-        firestore_emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"),
-        pubsub_emulator_host=os.environ.get("PUBSUB_EMULATOR_HOST"),
-        start_fake_gemini=True,
-        inherit_settings=False,
-    )
-    stack = LocalStack(config)
-    try:
-        stack.start_infrastructure()
-        yield stack
-    finally:
-        stack.stop()
+    with ExitStack() as running:
+        reused = {
+            "firestore": os.environ.get("FIRESTORE_EMULATOR_HOST"),
+            "pubsub": os.environ.get("PUBSUB_EMULATOR_HOST"),
+            "chroma": None,
+        }
+        if choose_backend()[0] == "containers" and not any(reused.values()):
+            reused = running.enter_context(Containers(free_port(), free_port(), free_port()))
+        config = StackConfig(
+            project="triage-test",
+            firestore_port=free_port(),
+            pubsub_port=free_port(),
+            chroma_port=free_port(),
+            fake_gemini_port=free_port(),
+            workdir=tmp_path_factory.mktemp("stack"),
+            firestore_emulator_host=reused["firestore"],
+            pubsub_emulator_host=reused["pubsub"],
+            chroma_url=reused["chroma"],
+            start_fake_gemini=True,
+            inherit_settings=False,
+        )
+        stack = LocalStack(config)
+        try:
+            stack.start_infrastructure()
+            yield stack
+        finally:
+            stack.stop()
 
 
 @pytest.fixture
