@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: install run demo test test-unit test-integration test-e2e test-slow lint bench lock lock-checkov clean
+.PHONY: install browser run demo test test-unit test-integration test-e2e test-slow lint bench lock lock-checkov clean
 
 CHECKOV_VENV := .venv-checkov
 
-install: $(VENV)/.installed $(CHROMA_VENV)/.installed $(CHECKOV_VENV)/.installed
+install: $(VENV)/.installed $(CHROMA_VENV)/.installed $(CHECKOV_VENV)/.installed browser
 
 # The lock pins torch 2.13.0+cpu: pip takes the local CPU wheel, never GBs of CUDA.
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
@@ -30,6 +30,13 @@ $(CHECKOV_VENV)/.installed: .ci/requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r .ci/requirements-checkov.txt
 	touch $@
+
+# The review console's test drives Debian's Chromium through chromium-driver (no browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || \
+	  $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null; }
 
 run: install
 	$(BIN)/python -m emulators.stack $(ARGS)
@@ -66,7 +73,7 @@ bench: install
 lock:
 	$(BIN)/pip install --quiet pip-tools==7.6.2
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.txt pyproject.toml
-	$(BIN)/pip-compile --quiet --strip-extras --extra test --no-emit-find-links --no-emit-index-url -o requirements-dev.txt pyproject.toml
+	$(BIN)/pip-compile --quiet --strip-extras --extra test --extra tools --no-emit-find-links --no-emit-index-url -o requirements-dev.txt pyproject.toml
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o emulators/requirements-chroma.txt emulators/requirements-chroma.in
 	$(MAKE) functions/requirements.txt
 

@@ -381,6 +381,11 @@ class LocalStack:
                 },
             )
         chroma = urllib.parse.urlsplit(self.chroma_url)
+        # The lane's API and worker share one folder of Prometheus values, so the API's
+        # /metrics adds up both processes (prometheus-client multiprocess mode).
+        metrics_dir = config.workdir / "metrics" / (name or "default")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         wiring = {
             "GOOGLE_CLOUD_PROJECT": project,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
@@ -395,6 +400,7 @@ class LocalStack:
             "HF_HUB_OFFLINE": "1",
             "THREADS": str(config.threads),
             "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
         if gemini:
             if not self.fake_gemini_url:
@@ -517,6 +523,7 @@ def main() -> None:
         ) as (stack, lane):
             print(f"\nTriage engine is up ({time.monotonic() - started:.1f}s); Ctrl-C stops everything.\n")
             print(f"  API                {lane.api_url}   (try {lane.api_url}/healthz)")
+            print(f"  review console     {lane.api_url}/console   (stats: /stats, Prometheus: /metrics)")
             print(f"  worker             {lane.worker_url}   (push target of {lane.subscription})")
             print(f"  Firestore emulator http://{stack.firestore_host}")
             print(f"  Pub/Sub emulator   http://{stack.pubsub_host}   topic {lane.topic}")

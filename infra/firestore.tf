@@ -37,6 +37,45 @@ resource "google_firestore_index" "tickets" {
   }
 }
 
+# GET /stats: counts of tickets created in a window, by status and by the path that answered.
+locals {
+  created_indexes = {
+    status = "status"
+    path   = "classification.path"
+  }
+}
+
+resource "google_firestore_index" "tickets_created" {
+  for_each = local.created_indexes
+
+  database   = google_firestore_database.main.name
+  collection = local.tickets_collection
+
+  fields {
+    field_path = each.value
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
+# GET /tickets?status=...: the newest tickets of one status, for the review console.
+resource "google_firestore_index" "tickets_recent" {
+  database   = google_firestore_database.main.name
+  collection = local.tickets_collection
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "updated_at"
+    order      = "DESCENDING"
+  }
+}
+
 # Webhook delivery ids only need remembering while a source may still retry: Firestore
 # deletes each record after its expire_at (set 30 days ahead by the store).
 resource "google_firestore_field" "delivery_ttl" {

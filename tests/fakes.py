@@ -105,6 +105,45 @@ class InMemoryTicketStore:
             self._maybe_fail("delete")
             self.tickets.pop(ticket_id, None)
 
+    def recent(self, *, status=None, limit=50):
+        with self._lock:
+            found = [t for t in self.tickets.values() if status is None or t.status is status]
+            return sorted(found, key=lambda t: t.updated_at, reverse=True)[:limit]
+
+    def _created(self, status, since, until=None, path=None):
+        return [
+            t
+            for t in self.tickets.values()
+            if (status is None or t.status is status)
+            and (path is None or (t.classification is not None and t.classification.path is path))
+            and t.created_at >= since
+            and (until is None or t.created_at < until)
+        ]
+
+    def count(self, *, since, until=None, status=None, path=None):
+        with self._lock:
+            return len(self._created(status, since, until, path))
+
+    def token_totals(self, *, since):
+        with self._lock:
+            tickets = self._created(None, since, path=Path.CLASSIFIER)
+            return (
+                len(tickets),
+                sum(t.classification.input_tokens or 0 for t in tickets),
+                sum(t.classification.output_tokens or 0 for t in tickets),
+            )
+
+    def classification_times(self, *, since, limit=1000):
+        with self._lock:
+            recent = sorted(
+                (t for t in self.tickets.values() if t.created_at >= since), key=lambda t: t.created_at, reverse=True
+            )[:limit]
+            return [
+                (t.classification.classified_at - t.created_at).total_seconds() * 1000
+                for t in recent
+                if t.classification and t.classification.classified_at
+            ]
+
 
 class RecordingPublisher:
     def __init__(self) -> None:

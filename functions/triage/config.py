@@ -93,6 +93,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Operator view
+    llm_price_per_1k_tokens: float = Field(0.0, ge=0)
+    llm_tokens_per_call: int = Field(1500, ge=0)
+    review_below_confidence: float = Field(0.6, ge=0, le=1)
+
     # Webhooks in
     deliveries_collection: str = "webhook_deliveries"
     webhook_max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from . import schemas
+from .domain import Status
 
 _MODELS = (
     (schemas.ClassifyRequest, "validation"),
@@ -24,6 +25,8 @@ _MODELS = (
     (schemas.ReplayRequest, "validation"),
     (schemas.ReplayResult, "serialization"),
     (schemas.FailedList, "serialization"),
+    (schemas.TicketList, "serialization"),
+    (schemas.Stats, "serialization"),
 )
 
 _ERRORS = {
@@ -59,6 +62,10 @@ _TICKET_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
 }
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
 @functools.cache
@@ -221,6 +228,55 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(schemas.ReplayResult, "Replayed ticket ids"),
                         **_errors(*body_errors, "403"),
+                    },
+                }
+            },
+            "/tickets": {
+                "get": {
+                    "operationId": "listTickets",
+                    "summary": "Recent tickets, newest first; review=true keeps flagged or low-confidence ones",
+                    "parameters": [
+                        _query("status", {"type": "string", "enum": [s.value for s in Status]}),
+                        _query("review", {"type": "string", "enum": ["true", "false"]}),
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                    ],
+                    "responses": {
+                        "200": _json(schemas.TicketList, "Tickets"),
+                        **_errors("401", "403", "422", "429", "503"),
+                    },
+                }
+            },
+            "/stats": {
+                "get": {
+                    "operationId": "stats",
+                    "summary": "What the engine did over a window, from Firestore aggregation queries",
+                    "parameters": [
+                        _query("hours", {"type": "integer", "minimum": 1, "maximum": 2160}),
+                        _query("buckets", {"type": "integer", "minimum": 1, "maximum": 48}),
+                    ],
+                    "responses": {
+                        "200": _json(schemas.Stats, "Figures"),
+                        **_errors("401", "403", "422", "429", "503"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "This instance's Prometheus metrics (text exposition format)",
+                    "responses": {
+                        "200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **_errors("401", "403", "429"),
+                    },
+                }
+            },
+            "/console": {
+                "get": {
+                    "operationId": "console",
+                    "summary": "The review console (an HTML page; it asks for an API key and holds no data)",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Page", "content": {"text/html": {"schema": {"type": "string"}}}}
                     },
                 }
             },

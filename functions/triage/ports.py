@@ -18,6 +18,7 @@ from .domain import (
     LabelSource,
     MemoryEntry,
     Neighbour,
+    Path,
     Status,
     Taxonomy,
     Ticket,
@@ -54,6 +55,24 @@ class TicketStore(Protocol):
         limit: int = 100,
     ) -> list[Ticket]:
         """Tickets matching every filter given, least recently updated first."""
+
+    def recent(self, *, status: Status | None = None, limit: int = 50) -> list[Ticket]:
+        """The most recently updated tickets, newest first."""
+        ...
+
+    def count(
+        self, *, since: datetime, until: datetime | None = None, status: Status | None = None, path: Path | None = None
+    ) -> int:
+        """Tickets created in [since, until) with this status, or answered by this path: an aggregation."""
+        ...
+
+    def token_totals(self, *, since: datetime) -> tuple[int, int, int]:
+        """(tickets, input tokens, output tokens) of tickets the classifier answered, created since."""
+        ...
+
+    def classification_times(self, *, since: datetime, limit: int = 1000) -> list[float]:
+        """Milliseconds from created to classified, of the latest ``limit`` classified tickets."""
+        ...
 
     def claim_delivery(self, source: str, delivery_id: str) -> bool:
         """Record a webhook delivery id; False if it was recorded before (atomic, create-only)."""

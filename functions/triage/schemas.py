@@ -267,3 +267,34 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+
+
+class TicketList(BaseModel):
+    tickets: list[TicketView]
+
+
+class StatsBucket(BaseModel):
+    start: str
+    memory: int = Field(description="Tickets created in this bucket and answered from memory")
+    llm: int = Field(description="Tickets created in this bucket and answered by the classifier")
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p95: float | None
+    tickets: int = Field(description="Classified tickets the percentiles are taken over (the newest, at most 1,000)")
+
+
+class Stats(BaseModel):
+    window_seconds: int
+    since: str
+    counts: dict[str, int] = Field(description="Tickets created in the window, by current status")
+    total: int
+    memory_hit_ratio: float | None = Field(description="Answered from memory / answered by memory or classifier")
+    llm_calls: int
+    llm_calls_avoided: int
+    tokens_per_llm_call: float
+    tokens_per_llm_call_measured: bool = Field(description="False: LLM_TOKENS_PER_CALL, no call recorded tokens yet")
+    estimated_savings: float = Field(description="llm_calls_avoided x tokens per call / 1000 x LLM_PRICE_PER_1K_TOKENS")
+    time_to_classification_ms: Percentiles
+    series: list[StatsBucket]

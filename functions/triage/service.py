@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import domain, messages, policy
+from . import domain, messages, metrics, policy
 from .domain import Classification, Labels, LabelSource, MemoryEntry, Path, Status, Taxonomy, Ticket
 from .errors import (
     ClassifierUnavailable,
@@ -167,7 +167,9 @@ def ingest(
         # The first request stored it but died before its publish was acknowledged.
         log.warning("completing the publish of an earlier submission", extra={"ticket_id": existing.ticket_id})
         return IngestResult(_publish(existing, store=store, publisher=publisher, clock=clock, undo=False), False)
-    return IngestResult(_publish(ticket, store=store, publisher=publisher, clock=clock, undo=True), created=True)
+    published = _publish(ticket, store=store, publisher=publisher, clock=clock, undo=True)
+    metrics.TICKETS.labels(published.status.value).inc()
+    return IngestResult(published, created=True)
 
 
 def _publish(ticket: Ticket, *, store: TicketStore, publisher: Publisher, clock: Clock, undo: bool) -> Ticket:
@@ -268,6 +270,8 @@ def process(
         return Outcome("skipped", ticket_id, unchanged.ticket.status, unchanged.reason)
     if ticket.status is Status.FAILED:
         log.error("ticket failed", extra={"ticket_id": ticket_id, "reason": ticket.last_error})
+        metrics.FAILURES.labels("attempts_exhausted").inc()
+        metrics.TICKETS.labels(Status.FAILED.value).inc()
         return Outcome("failed", ticket_id, Status.FAILED, ticket.last_error or "")
 
     started = time.perf_counter()
@@ -300,12 +304,18 @@ def process(
         except domain.Unchanged as unchanged:
             failed = unchanged.ticket
         log.error("ticket failed", extra={"ticket_id": ticket_id, "reason": reason})
+        metrics.FAILURES.labels(type(error).__name__).inc()
+        metrics.TICKETS.labels(failed.status.value).inc()
         return Outcome("failed", ticket_id, failed.status, reason)
     except Exception as error:
         _note_error(ticket_id, error, store=store, clock=clock)
         raise
     _resend_writeback(final, writeback)
 
+    elapsed = time.perf_counter() - started
+    metrics.TICKETS.labels(final.status.value).inc()
+    metrics.MEMORY_LOOKUPS.labels("hit" if classification.path is Path.MEMORY else "miss").inc()
+    metrics.CLASSIFY_SECONDS.labels(classification.path.value).observe(elapsed)
     log.info(
         "ticket classified",
         extra={
@@ -408,13 +418,22 @@ def _classify(
             neighbours=neighbours,
             tenant=ticket.tenant,
         )
+        called = time.perf_counter()
         try:
             classification = classifier.classify(request)
+            metrics.LLM_CALLS.labels(classifier.name, "ok").inc()
         except ClassifierUnavailable as error:
+            metrics.LLM_CALLS.labels(classifier.name, "unavailable").inc()
             if fallback is None:
                 raise
             classification = dataclasses.replace(fallback.classify(request), needs_review=True)
+            metrics.LLM_CALLS.labels(fallback.name, "fallback").inc()
             degraded.append(f"{classifier.name} unavailable ({error}); answered by {fallback.name}")
+        except InvalidModelOutput:
+            metrics.LLM_CALLS.labels(classifier.name, "invalid_output").inc()
+            raise
+        finally:
+            metrics.LLM_LATENCY.labels(classifier.name).observe(time.perf_counter() - called)
         try:
             taxonomy.check(classification.labels)
         except InvalidLabels as error:
@@ -442,6 +461,7 @@ def _classify(
 
 
 def _note_error(ticket_id: str, error: Exception, *, store: TicketStore, clock: Clock) -> None:
+    metrics.RETRIES.inc()
     message = f"{type(error).__name__}: {error}"[:1000]
     log.warning("attempt failed; Pub/Sub will redeliver", extra={"ticket_id": ticket_id, "error": message})
     try:
@@ -854,3 +874,69 @@ def _corrected_labels(ticket: Ticket, feedback: Feedback, taxonomy: Taxonomy) ->
         # A new category usually means a new team: route to the category's own group.
         group = taxonomy.default_group_for(feedback.category)
     return taxonomy.check(Labels(category=feedback.category, priority=priority, assignment_group=group))
+
+
+# --------------------------------------------------------------------------- operator figures
+
+
+def _percentile(values: Sequence[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
+
+
+def stats(
+    *,
+    store: TicketStore,
+    now: datetime,
+    window: timedelta,
+    buckets: int = 12,
+    price_per_1k_tokens: float = 0.0,
+    tokens_per_call: int = 1500,
+) -> dict[str, Any]:
+    """What the engine did over ``window``, from the store (authoritative across instances).
+
+    Counts are aggregation queries per status, per answering path and per time bucket;
+    times come from a projection of the newest classified tickets. ``counts`` is by current
+    status (a corrected ticket is Corrected_By_Human); memory and LLM figures are by the
+    path that answered, which a correction does not change.
+    """
+    since = now - window
+    counts = {status.value: store.count(status=status, since=since) for status in Status}
+    # By the path that answered, which a later correction does not change.
+    from_memory, by_llm = store.count(path=Path.MEMORY, since=since), store.count(path=Path.CLASSIFIER, since=since)
+    answered = from_memory + by_llm
+    calls, input_tokens, output_tokens = store.token_totals(since=since)
+    measured = calls > 0 and input_tokens + output_tokens > 0
+    per_call = (input_tokens + output_tokens) / calls if measured else tokens_per_call
+    times = store.classification_times(since=since)
+    step = window / buckets
+    series = []
+    for index in range(buckets):
+        start, end = since + step * index, since + step * (index + 1)
+        series.append(
+            {
+                "start": start.isoformat(),
+                "memory": store.count(path=Path.MEMORY, since=start, until=end),
+                "llm": store.count(path=Path.CLASSIFIER, since=start, until=end),
+            }
+        )
+    return {
+        "window_seconds": int(window.total_seconds()),
+        "since": since.isoformat(),
+        "counts": counts,
+        "total": sum(counts.values()),
+        "memory_hit_ratio": round(from_memory / answered, 4) if answered else None,
+        "llm_calls": by_llm,
+        "llm_calls_avoided": from_memory,
+        "tokens_per_llm_call": round(per_call, 1),
+        "tokens_per_llm_call_measured": measured,
+        "estimated_savings": round(from_memory * per_call / 1000 * price_per_1k_tokens, 4),
+        "time_to_classification_ms": {
+            "p50": _percentile(times, 0.50),
+            "p95": _percentile(times, 0.95),
+            "tickets": len(times),
+        },
+        "series": series,
+    }

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -19,7 +20,7 @@ import pydantic
 from werkzeug import exceptions as http_exceptions
 from werkzeug.routing import Map, Rule
 
-from . import bootstrap, openapi, schemas, service
+from . import bootstrap, metrics, openapi, schemas, service
 from .domain import Status, Ticket, ticket_to_record
 from .errors import (
     BadRequest,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 ROUTES = Map(
     [
         Rule("/classify", methods=["POST"], endpoint="classify"),
+        Rule("/tickets", methods=["GET"], endpoint="list_tickets"),
         Rule("/tickets/<ticket_id>", methods=["GET"], endpoint="get_ticket"),
         Rule("/tickets/<ticket_id>/feedback", methods=["POST"], endpoint="feedback"),
         Rule("/webhooks/jira", methods=["POST"], endpoint="jira_webhook"),
@@ -45,15 +47,22 @@ ROUTES = Map(
         Rule("/admin/reconcile", methods=["POST"], endpoint="reconcile"),
         Rule("/admin/failed", methods=["GET"], endpoint="failed"),
         Rule("/admin/replay", methods=["POST"], endpoint="replay"),
+        Rule("/stats", methods=["GET"], endpoint="stats"),
+        Rule("/metrics", methods=["GET"], endpoint="metrics"),
+        Rule("/console", methods=["GET"], endpoint="console"),
         Rule("/healthz", methods=["GET"], endpoint="healthz"),
         Rule("/openapi.json", methods=["GET"], endpoint="openapi"),
     ],
     strict_slashes=False,
 )
-PUBLIC_ENDPOINTS = frozenset({"healthz"})
+# The console page holds no data: it asks for an API key and calls the routes below with it.
+PUBLIC_ENDPOINTS = frozenset({"healthz", "console"})
 SCOPES = {
     "classify": "submit",
     "get_ticket": "read",
+    "list_tickets": "read",
+    "stats": "read",
+    "metrics": "read",
     "feedback": "feedback",
     "openapi": "read",
     "jira_webhook": "submit",
@@ -418,6 +427,78 @@ def replay(request: flask.Request) -> flask.Response:
     return json_response(schemas.ReplayResult(replayed=replayed).model_dump())
 
 
+def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be between {low} and {high}")
+    return value
+
+
+def list_tickets(request: flask.Request) -> flask.Response:
+    """Recent tickets, newest first; ``review=true`` keeps those a human should look at."""
+    limit = _int_arg(request, "limit", 50, 1, 500)
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in Status}:
+        raise ValidationFailed(f"status must be one of {', '.join(s.value for s in Status)}")
+    review = request.args.get("review", "false").lower()
+    if review not in {"true", "false"}:
+        raise ValidationFailed("review must be true or false")
+    store = bootstrap.store()
+    threshold = bootstrap.settings().review_below_confidence
+    if review == "true":
+        candidates = [
+            t
+            for t in store.recent(limit=min(limit * 5, 1000))
+            if t.status in (Status.CLASSIFIED_BY_AI, Status.CLASSIFIED_BY_CACHE)
+            and t.classification is not None
+            and (t.classification.needs_review or t.classification.confidence < threshold)
+        ][:limit]
+    else:
+        candidates = store.recent(status=Status(status) if status else None, limit=limit)
+    return json_response({"tickets": [ticket_view(t) for t in candidates]})
+
+
+def stats(request: flask.Request) -> flask.Response:
+    settings = bootstrap.settings()
+    figures = service.stats(
+        store=bootstrap.store(),
+        now=bootstrap.clock()(),
+        window=timedelta(hours=_int_arg(request, "hours", 24, 1, 24 * 90)),
+        buckets=_int_arg(request, "buckets", 12, 1, 48),
+        price_per_1k_tokens=settings.llm_price_per_1k_tokens,
+        tokens_per_call=settings.llm_tokens_per_call,
+    )
+    return json_response(schemas.Stats.model_validate(figures).model_dump())
+
+
+def metrics_text(request: flask.Request) -> flask.Response:
+    body, content_type = metrics.exposition()
+    return flask.Response(body, status=200, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+CONSOLE = Path(__file__).with_name("console.html")
+
+
+def console(request: flask.Request) -> flask.Response:
+    taxonomy = bootstrap.taxonomy()
+    names = {"categories": list(taxonomy.category_names), "priorities": list(taxonomy.priority_names)}
+    page = CONSOLE.read_text(encoding="utf-8").replace("__TAXONOMY__", json.dumps(names).replace("</", "<\\/"))
+    response = flask.Response(page, status=200, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    # The page's own script and style only; it talks to this API and nothing else.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    )
+    return response
+
+
 def healthz(request: flask.Request) -> flask.Response:
     return json_response(schemas.Health(status="ok", version=bootstrap.VERSION).model_dump())
 
@@ -429,6 +510,10 @@ def openapi_document(request: flask.Request) -> flask.Response:
 HANDLERS: dict[str, Callable[..., flask.Response]] = {
     "classify": classify,
     "get_ticket": get_ticket,
+    "list_tickets": list_tickets,
+    "stats": stats,
+    "metrics": metrics_text,
+    "console": console,
     "feedback": feedback,
     "jira_webhook": jira_webhook,
     "servicenow_webhook": servicenow_webhook,

@@ -16,5 +16,5 @@ def test_every_setting_is_in_the_readme_table_and_nothing_else():
     for row in section.splitlines():
         if row.startswith("| `"):
             first_cell = row.split("|")[1]
-            documented |= set(re.findall(r"`([A-Z_]+)`", first_cell))
+            documented |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
     assert documented == {name.upper() for name in Settings.model_fields}

@@ -21,7 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from ..domain import Status, Ticket, WritebackStatus, ticket_from_record, ticket_to_record
+from ..domain import Path, Status, Ticket, WritebackStatus, ticket_from_record, ticket_to_record
 from ..errors import StoreUnavailable, UnknownTicket
 
 # How long a webhook delivery id is remembered for deduplication (TTL field ``expire_at``).
@@ -38,11 +38,16 @@ def _to_document(ticket: Ticket) -> dict[str, Any]:
     # Firestore cannot store every JSON value (arrays of arrays, for one); keep the
     # caller's free-form metadata as the JSON text it arrived as.
     record["metadata"] = json.dumps(record["metadata"], ensure_ascii=False, separators=(",", ":"))
+    # For GET /stats: a number a projection query can read without loading the ticket.
+    classified_at = ticket.classification.classified_at if ticket.classification else None
+    if classified_at is not None:
+        record["time_to_classify_ms"] = round((classified_at - ticket.created_at).total_seconds() * 1000, 1)
     return record
 
 
 def _from_document(document: dict[str, Any]) -> Ticket:
     document = dict(document)
+    document.pop("time_to_classify_ms", None)
     metadata = document.get("metadata")
     document["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata or {}
     return ticket_from_record(document)
@@ -175,6 +180,54 @@ class FirestoreTicketStore:
         query = query.order_by("updated_at").limit(limit)
         with self._translated("query"):
             return [_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
+
+    def recent(self, *, status: Status | None = None, limit: int = 50) -> list[Ticket]:
+        query: Any = self._collection
+        if status is not None:
+            query = query.where(filter=FieldFilter("status", "==", status.value))
+        query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
+        with self._translated("query"):
+            return [_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
+
+    def _created(
+        self, status: Status | None, since: datetime, until: datetime | None = None, path: Path | None = None
+    ) -> Any:
+        query: Any = self._collection
+        if status is not None:
+            query = query.where(filter=FieldFilter("status", "==", status.value))
+        if path is not None:
+            query = query.where(filter=FieldFilter("classification.path", "==", path.value))
+        query = query.where(filter=FieldFilter("created_at", ">=", since))
+        if until is not None:
+            query = query.where(filter=FieldFilter("created_at", "<", until))
+        return query
+
+    def count(
+        self, *, since: datetime, until: datetime | None = None, status: Status | None = None, path: Path | None = None
+    ) -> int:
+        with self._translated("count"):
+            result = self._created(status, since, until, path).count(alias="n").get(timeout=self._timeout)
+        return int(result[0][0].value)
+
+    def token_totals(self, *, since: datetime) -> tuple[int, int, int]:
+        query = self._created(None, since, path=Path.CLASSIFIER)
+        aggregation = (
+            query.count(alias="n")
+            .sum("classification.input_tokens", alias="input")
+            .sum("classification.output_tokens", alias="output")
+        )
+        with self._translated("aggregate"):
+            values = {r.alias: r.value for r in aggregation.get(timeout=self._timeout)[0]}
+        return int(values["n"]), int(values["input"] or 0), int(values["output"] or 0)
+
+    def classification_times(self, *, since: datetime, limit: int = 1000) -> list[float]:
+        # A projection of one number per ticket, newest first: bounded, never a full scan.
+        query = self._collection.where(filter=FieldFilter("created_at", ">=", since))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        query = query.select(["time_to_classify_ms"])
+        with self._translated("query"):
+            values = [s.get("time_to_classify_ms") for s in query.stream(timeout=self._timeout) if s.exists]
+        return [float(v) for v in values if isinstance(v, int | float)]
 
     def delete(self, ticket_id: str) -> None:
         with self._translated("delete"):

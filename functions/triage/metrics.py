@@ -1,0 +1,55 @@
+"""Prometheus metrics of this process, served at ``GET /metrics`` (prometheus-client).
+
+One instance's view: what this process ingested, classified, retried. When
+``PROMETHEUS_MULTIPROC_DIR`` is set (the local stack sets it for each API and worker pair)
+prometheus-client keeps its values in files there and ``/metrics`` adds up every process
+that wrote to the folder, so the API shows the worker's figures too. Across a fleet the
+authoritative counts are ``GET /stats`` (Firestore) and the log-based metrics.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+TICKETS = Counter("triage_tickets_total", "Tickets that reached a status in this process.", ["status"])
+MEMORY_LOOKUPS = Counter(
+    "triage_memory_lookups_total", "Classifications by whether the memory answered (hit) or not (miss).", ["result"]
+)
+LLM_CALLS = Counter(
+    "triage_llm_calls_total",
+    "Calls to the classifier behind the memory, by classifier and outcome.",
+    ["classifier", "outcome"],
+)
+LLM_LATENCY = Histogram(
+    "triage_llm_latency_seconds",
+    "Time of one classifier call, retries included.",
+    ["classifier"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RETRIES = Counter("triage_retries_total", "Attempts that failed transiently; Pub/Sub delivers the message again.")
+FAILURES = Counter("triage_failures_total", "Tickets that ended Failed, by kind of fault.", ["kind"])
+CLASSIFY_SECONDS = Histogram(
+    "triage_classification_seconds",
+    "Worker time per classified ticket (embed, memory, classifier, store).",
+    ["path"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in the Prometheus text format, and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
