@@ -67,7 +67,7 @@ lint: $(VENV)/.installed
 	terraform fmt -check -recursive infra
 
 bench: install
-	$(BIN)/python tests/benchmarks/pipeline.py $(ARGS)
+	$(BIN)/python tests/benchmarks/bench.py $(ARGS)
 
 # Regenerate the locks after changing a pin in pyproject.toml.
 lock:

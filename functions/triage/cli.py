@@ -222,6 +222,49 @@ def _print_evaluation(result: dict[str, Any], threshold: float) -> None:
     )
 
 
+def _plot(path: Path, points, curve, chosen, current, arguments: argparse.Namespace) -> None:
+    """Precision against the share answered from memory: every policy, the frontier, the choice."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'ticket-triage[tools]' (make install has it)") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(8, 5), dpi=120)
+    axes.scatter(
+        [p.figures.answered_share * 100 for p in points],
+        [p.figures.precision * 100 for p in points],
+        s=8,
+        color="#9ca3af",
+        label=f"policies tried ({len(points)})",
+    )
+    axes.plot(
+        [p.figures.answered_share * 100 for p in curve],
+        [p.figures.precision * 100 for p in curve],
+        color="#2563eb",
+        marker="o",
+        markersize=3,
+        label="best precision for each share answered",
+    )
+    axes.axhline(arguments.target_precision * 100, color="#b91c1c", linestyle="--", linewidth=1, label="target")
+    axes.scatter(
+        [current.answered_share * 100], [current.precision * 100], marker="s", color="#6b7280", label="current settings"
+    )
+    if chosen is not None:
+        x, y = chosen.figures.answered_share * 100, chosen.figures.precision * 100
+        axes.scatter([x], [y], marker="*", s=220, color="#f59e0b", zorder=5, label="chosen")
+        axes.annotate(f"chosen: {x:.1f}% at {y:.1f}%", (x, y), textcoords="offset points", xytext=(8, -14))
+    axes.set_xlabel("tickets answered from memory (%)")
+    axes.set_ylabel("precision of memory answers (%)")
+    axes.set_title(f"triage calibrate {Path(arguments.file).name}")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
 def command_calibrate(arguments: argparse.Namespace) -> dict[str, Any]:
     from . import evaluation
 
@@ -279,6 +322,9 @@ def command_calibrate(arguments: argparse.Namespace) -> dict[str, Any]:
         lines += [f"{name}={value}" for name, value in _policy_settings(chosen.policy).items()]
         arguments.output.write_text("\n".join(lines) + "\n")
         result["written"] = str(arguments.output)
+    if arguments.plot is not None:
+        _plot(arguments.plot, points, curve, chosen, current, arguments)
+        result["plot"] = str(arguments.plot)
     if not arguments.json:
         print(
             f"\n{arguments.file}: {len(rows):,} tickets; {len(points)} policies replayed over the first {cut:,} "
@@ -472,6 +518,12 @@ def parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--output", type=Path, default=Path("memory-policy.env"), help="where to write the settings (memory-policy.env)"
+    )
+    calibrate.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the precision against answered-from-memory curve, the chosen point marked, as a PNG",
     )
     calibrate.set_defaults(run=command_calibrate)
 

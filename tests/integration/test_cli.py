@@ -122,6 +122,19 @@ def test_calibrate_writes_the_chosen_settings(chroma_env, capsys, tmp_path):
     assert result["chosen"] is None and not impossible.exists()
 
 
+def test_calibrate_plots_the_curve_with_the_chosen_point(chroma_env, capsys, tmp_path):
+    plot = tmp_path / "curve.png"
+    code, result = run(
+        capsys, "calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.9",
+        "--output", str(tmp_path / "policy.env"), "--plot", str(plot),
+    )  # fmt: skip
+    assert code == 0 and result["plot"] == str(plot)
+    data = plot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (960, 600)  # 8 x 5 inches at 120 dpi
+
+
 def test_a_missing_file_is_a_usage_error(capsys):
     assert cli.main(["evaluate", "nowhere.csv", *COLUMNS]) == 2
     assert "no such file" in capsys.readouterr().err

@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-# Memory a worker instance needs, in MiB. Measured (tests/benchmarks/cold_start.py): a fresh
-# worker's peak RSS after loading all-MiniLM-L6-v2 and embedding one text is about 510 MiB;
-# doubled for batches, the local classifier and the clients. infra/ may not size it below this.
+# Memory a worker instance needs, in MiB. Measured here: a fresh worker's peak RSS after loading
+# all-MiniLM-L6-v2 and embedding one text is about 510 MiB (tests/benchmarks/cold_start.py), and
+# 635 MiB after classifying tickets (make bench); infra/ may not size a worker below this.
 WORKER_MEMORY_MIB = 1024
 
 _BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
