@@ -169,6 +169,10 @@ def ingest(
         return IngestResult(_publish(existing, store=store, publisher=publisher, clock=clock, undo=False), False)
     published = _publish(ticket, store=store, publisher=publisher, clock=clock, undo=True)
     metrics.TICKETS.labels(published.status.value).inc()
+    log.info(
+        "ticket accepted",
+        extra={"ticket_id": published.ticket_id, "source": published.source or "api", "tenant": published.tenant},
+    )
     return IngestResult(published, created=True)
 
 
@@ -320,12 +324,16 @@ def process(
         "ticket classified",
         extra={
             "ticket_id": ticket_id,
+            "source": final.source or "api",
+            "tenant": final.tenant,
             "status": final.status.value,
             "path": classification.path.value,
             "classifier": classification.classifier,
             "similarity": classification.similarity,
             "confidence": classification.confidence,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "latency_ms": round(elapsed * 1000, 1),
+            "input_tokens": classification.input_tokens,
+            "output_tokens": classification.output_tokens,
             "attempt": ticket.attempts,
             "needs_review": classification.needs_review,
             "degraded": list(classification.degraded),

@@ -20,7 +20,7 @@ import pydantic
 from werkzeug import exceptions as http_exceptions
 from werkzeug.routing import Map, Rule
 
-from . import bootstrap, metrics, openapi, schemas, service
+from . import bootstrap, logs, metrics, openapi, schemas, service
 from .domain import Status, Ticket, ticket_to_record
 from .errors import (
     BadRequest,
@@ -105,6 +105,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def handle(request: flask.Request) -> flask.Response:
+    trace = logs.bind_trace(request.headers, bootstrap.settings().google_cloud_project)
+    try:
+        return _handle(request)
+    finally:
+        logs.TRACE.reset(trace)
+
+
+def _handle(request: flask.Request) -> flask.Response:
     try:
         try:
             endpoint, arguments = ROUTES.bind_to_environ(request.environ).match()

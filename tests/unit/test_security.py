@@ -193,3 +193,33 @@ def test_nothing_sensitive_reaches_the_logs_at_info(taxonomy, monkeypatch, capsy
     assert ticket_id in logged  # the logs do say what happened...
     for secret in ("Zebra42", "Quokka77", "Hunter22", "Koala55", "very-secret-api-key", "Wombat99"):
         assert secret not in logged  # ...but not what the ticket says, nor any key
+
+
+def test_log_lines_carry_the_request_trace_and_the_ticket_fields(taxonomy, monkeypatch, capsys):
+    """Cloud Logging groups a request's lines by logging.googleapis.com/trace; log-based metrics
+    (infra/monitoring.tf) read the per-ticket fields."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "acme-prod")
+    api = Api(taxonomy)
+    capsys.readouterr()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    ticket_id = api.post("/classify", {"title": "VPN drops"}, {"X-Cloud-Trace-Context": f"{trace}/1;o=1"}).get_json()[
+        "ticket_id"
+    ]
+    api.post("/classify", {"title": "Printer"}, {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"})
+    service.process(
+        ticket_id,
+        store=api.store,
+        embedder=HashingEmbedder(),
+        memory=InMemoryMemory(),
+        classifier=ScriptedClassifier(Labels("Network", "High", "Network Operations")),
+        taxonomy=taxonomy,
+        clock=api.clock,
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    traces = {line.get("logging.googleapis.com/trace") for line in lines}
+    assert f"projects/acme-prod/traces/{trace}" in traces and f"projects/acme-prod/traces/{'a' * 32}" in traces
+    classified = next(line for line in lines if line["message"] == "ticket classified")
+    assert "logging.googleapis.com/trace" not in classified  # the worker is outside any request
+    for field in ("source", "status", "path", "classifier", "similarity", "latency_ms", "input_tokens"):
+        assert field in classified
+    assert classified["path"] == "classifier" and classified["status"] == "Classified_By_AI"
