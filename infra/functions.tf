@@ -193,7 +193,6 @@ resource "google_cloud_run_v2_service_iam_member" "api_public" {
   location = var.region
   role     = "roles/run.invoker"
   member   = "allUsers"
-  #checkov:skip=CKV_GCP_102:Webhooks from Jira and ServiceNow cannot present Google credentials; the app authenticates every route but /healthz.
 }
 
 # Only the push identity may invoke the worker.
