@@ -126,14 +126,15 @@ def browser():
 
 
 def test_the_console_loads_filters_and_corrects_a_ticket(ops_lane, tickets, browser):
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
     _, again, _ = tickets
-    # The table is rebuilt on every load: an element read mid-rebuild is stale, try again.
-    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    # The figures and the table load side by side and are rebuilt on every load: an element
+    # not there yet, or read mid-rebuild, means try again.
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
     def rows():
         return {
@@ -149,6 +150,7 @@ def test_the_console_loads_filters_and_corrects_a_ticket(ops_lane, tickets, brow
     browser.find_element(By.ID, "api-key").send_keys(KEY)
     browser.find_element(By.ID, "load").click()
     wait.until(lambda _: len(rows()) == 3)
+    wait.until(lambda _: browser.find_element(By.ID, "stat-total").text)  # the figures arrived too
     assert browser.find_element(By.ID, "stat-total").text == "3"
     assert browser.find_element(By.ID, "stat-ratio").text == "33.3%"
     assert browser.find_element(By.ID, "stat-memory").text == "1"
