@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 import flask
 import functions_framework
@@ -43,16 +42,7 @@ def process_ticket(cloud_event: CloudEvent) -> None:
         elif message.kind == service.WARM_UP:
             outcome = service.warm_up(embedder=bootstrap.embedder())
         elif message.kind == service.RECONCILE:
-            settings = bootstrap.settings()
-            report = service.reconcile(
-                store=bootstrap.store(),
-                publisher=bootstrap.publisher(),
-                clock=bootstrap.clock(),
-                older_than=timedelta(seconds=settings.reconcile_after_seconds),
-                limit=settings.reconcile_limit,
-                max_republish=settings.reconcile_max_republish,
-                writeback=bootstrap.writeback_queue(),
-            )
+            report = bootstrap.reconcile()
             outcome = service.Outcome("reconciled", "", detail=json.dumps(report.as_dict()["ticket_ids"]))
         elif message.kind == service.WRITE_BACK:
             outcome = service.write_back(

@@ -11,13 +11,19 @@ resource "google_firestore_database" "main" {
   depends_on = [google_project_service.api]
 }
 
-# The queries of FirestoreTicketStore.find (reconcile, failed, replay) and of /stats:
-# one equality, then updated_at for the range and the order.
+# Every composite index the store's queries need: one equality, then the field the query
+# ranges over or orders by.
 locals {
   ticket_indexes = {
-    status    = "status"
-    writeback = "writeback.status"
-    remember  = "classification.remembered"
+    # FirestoreTicketStore.find: the reconciler, `triage failed`, replay.
+    status_updated     = { equality = "status", then = "updated_at", order = "ASCENDING" }
+    writeback_updated  = { equality = "writeback.status", then = "updated_at", order = "ASCENDING" }
+    remembered_updated = { equality = "classification.remembered", then = "updated_at", order = "ASCENDING" }
+    # GET /stats: tickets created in a window, by status and by the path that answered.
+    status_created = { equality = "status", then = "created_at", order = "ASCENDING" }
+    path_created   = { equality = "classification.path", then = "created_at", order = "ASCENDING" }
+    # GET /tickets?status=...: the newest tickets of one status, for the review console.
+    status_recent = { equality = "status", then = "updated_at", order = "DESCENDING" }
   }
 }
 
@@ -28,51 +34,12 @@ resource "google_firestore_index" "tickets" {
   collection = local.tickets_collection
 
   fields {
-    field_path = each.value
+    field_path = each.value.equality
     order      = "ASCENDING"
   }
   fields {
-    field_path = "updated_at"
-    order      = "ASCENDING"
-  }
-}
-
-# GET /stats: counts of tickets created in a window, by status and by the path that answered.
-locals {
-  created_indexes = {
-    status = "status"
-    path   = "classification.path"
-  }
-}
-
-resource "google_firestore_index" "tickets_created" {
-  for_each = local.created_indexes
-
-  database   = google_firestore_database.main.name
-  collection = local.tickets_collection
-
-  fields {
-    field_path = each.value
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "created_at"
-    order      = "ASCENDING"
-  }
-}
-
-# GET /tickets?status=...: the newest tickets of one status, for the review console.
-resource "google_firestore_index" "tickets_recent" {
-  database   = google_firestore_database.main.name
-  collection = local.tickets_collection
-
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "updated_at"
-    order      = "DESCENDING"
+    field_path = each.value.then
+    order      = each.value.order
   }
 }
 

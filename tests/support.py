@@ -8,9 +8,17 @@ from urllib.parse import urlsplit
 
 import functions_framework
 
-from tests.fakes import FakeClock, InMemoryMemory, InMemoryTicketStore, RecordingPublisher
-from triage import bootstrap
+from tests.fakes import (
+    FakeClock,
+    HashingEmbedder,
+    InMemoryMemory,
+    InMemoryTicketStore,
+    RecordingPublisher,
+    ScriptedClassifier,
+)
+from triage import bootstrap, service
 from triage.adapters.chroma import ChromaMemory
+from triage.domain import Labels
 
 
 def connect_chroma(
@@ -52,6 +60,18 @@ class Api:
             kwargs["data"] = json.dumps(body)
             kwargs.setdefault("content_type", "application/json")
         return self.client.post(path, headers=headers or {}, **kwargs)
+
+    def process(self, ticket_id: str, labels: Labels, taxonomy) -> service.Outcome:
+        """What the worker does with the ticket's message, on this API's store and memory."""
+        return service.process(
+            ticket_id,
+            store=self.store,
+            embedder=HashingEmbedder(),
+            memory=self.memory,
+            classifier=ScriptedClassifier(labels),
+            taxonomy=taxonomy,
+            clock=self.clock,
+        )
 
     def nothing_stored(self) -> bool:
         return self.store.tickets == {} and self.publisher.messages == []

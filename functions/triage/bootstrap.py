@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from . import logs
@@ -19,7 +19,8 @@ from .domain import Taxonomy
 from .ports import Classifier, Clock, Embedder, Memory, Publisher, TicketStore, WritebackTarget
 from .redaction import redactor
 from .security import RateLimiter
-from .service import ProcessingOptions, WritebackQueue
+from .service import ProcessingOptions, ReconcileReport, WritebackQueue
+from .service import reconcile as service_reconcile
 
 VERSION = "0.1.0"
 
@@ -186,12 +187,7 @@ def writeback_queue() -> WritebackQueue | None:
         )
         return WritebackQueue(sources=config.writeback_sources, publisher=publisher)
 
-    if "writeback_queue" in _overrides:
-        return _overrides["writeback_queue"]
-    with _lock:
-        if "writeback_queue" not in _built:
-            _built["writeback_queue"] = build()
-        return _built["writeback_queue"]
+    return _component("writeback_queue", build)
 
 
 def writeback_targets() -> dict[str, WritebackTarget]:
@@ -238,13 +234,11 @@ def writeback_targets() -> dict[str, WritebackTarget]:
 
 
 def rate_limiter() -> RateLimiter | None:
-    if "rate_limiter" in _overrides:
-        return _overrides["rate_limiter"]
-    with _lock:
-        if "rate_limiter" not in _built:
-            per_minute = settings().rate_limit_per_minute
-            _built["rate_limiter"] = RateLimiter(per_minute) if per_minute else None
-        return _built["rate_limiter"]
+    def build() -> RateLimiter | None:
+        per_minute = settings().rate_limit_per_minute
+        return RateLimiter(per_minute) if per_minute else None
+
+    return _component("rate_limiter", build)
 
 
 def storage_redactor() -> Callable[[str], str]:
@@ -255,17 +249,31 @@ def storage_redactor() -> Callable[[str], str]:
 
 def fallback_classifier() -> Classifier | None:
     """The local classifier, when the configured classifier is Gemini and CLASSIFIER_FALLBACK=local."""
-    if "fallback_classifier" in _overrides:
-        return _overrides["fallback_classifier"]
-    with _lock:
-        if "fallback_classifier" not in _built:
-            config = settings()
-            fallback = None
-            if config.uses_gemini and config.classifier_fallback == "local":
-                from .adapters.local_classifier import LocalEmbeddingClassifier
 
-                fallback = LocalEmbeddingClassifier(
-                    embedder(), memory=memory(), human_weight=config.memory_human_weight
-                )
-            _built["fallback_classifier"] = fallback
-        return _built["fallback_classifier"]
+    def build() -> Classifier | None:
+        config = settings()
+        if not (config.uses_gemini and config.classifier_fallback == "local"):
+            return None
+        from .adapters.local_classifier import LocalEmbeddingClassifier
+
+        return LocalEmbeddingClassifier(embedder(), memory=memory(), human_weight=config.memory_human_weight)
+
+    return _component("fallback_classifier", build)
+
+
+def reconcile(*, older_than_seconds: float | None = None, limit: int | None = None) -> ReconcileReport:
+    """``service.reconcile`` with this process's components, the settings filling what is not given.
+
+    One place for the three ways it runs: the scheduled ``reconcile`` message in the worker,
+    ``POST /admin/reconcile`` and ``triage reconcile``.
+    """
+    config = settings()
+    return service_reconcile(
+        store=store(),
+        publisher=publisher(),
+        clock=clock(),
+        older_than=timedelta(seconds=older_than_seconds or config.reconcile_after_seconds),
+        limit=limit or config.reconcile_limit,
+        max_republish=config.reconcile_max_republish,
+        writeback=writeback_queue(),
+    )

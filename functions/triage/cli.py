@@ -1,4 +1,5 @@
-"""``triage``: the operator's command line (backfill, evaluate, calibrate, reindex).
+"""``triage``: the operator's command line (backfill, evaluate, calibrate, reindex, and
+reconcile, failed, replay for stopped or failed tickets).
 
 Every command reads the same settings as the functions (CHROMA_*, EMBEDDING_MODEL,
 TAXONOMY_FILE, MEMORY_*, ...), so what it measures or writes is what the deployed
@@ -52,10 +53,10 @@ def _bar(total: int | None, description: str) -> Iterator[Any]:
         bar.close()
 
 
-def _load_rows(arguments: argparse.Namespace, *, taxonomy_required: bool) -> tuple[list, list, Any]:
-    from .datasets import Columns, LabelledRow, labelled_rows, taxonomy_from_labels
+def _columns_of(arguments: argparse.Namespace) -> Any:
+    from .datasets import Columns
 
-    columns = Columns(
+    return Columns(
         title=arguments.title_column,
         description=arguments.description_column,
         category=arguments.category_column,
@@ -63,6 +64,12 @@ def _load_rows(arguments: argparse.Namespace, *, taxonomy_required: bool) -> tup
         assignment_group=arguments.group_column,
         row_id=arguments.id_column,
     )
+
+
+def _load_rows(arguments: argparse.Namespace, *, taxonomy_required: bool) -> tuple[list, list, Any]:
+    from .datasets import LabelledRow, labelled_rows, taxonomy_from_labels
+
+    columns = _columns_of(arguments)
     settings = bootstrap.settings()
     taxonomy = bootstrap.taxonomy() if taxonomy_required or arguments.taxonomy else None
     rows, rejected = [], []
@@ -96,18 +103,11 @@ def _embed(texts: Sequence[str]) -> Any:
 
 def command_backfill(arguments: argparse.Namespace) -> dict[str, Any]:
     from .backfill import backfill
-    from .datasets import Columns, labelled_rows
+    from .datasets import labelled_rows
 
     settings = bootstrap.settings()
     taxonomy = bootstrap.taxonomy()
-    columns = Columns(
-        title=arguments.title_column,
-        description=arguments.description_column,
-        category=arguments.category_column,
-        priority=arguments.priority_column,
-        assignment_group=arguments.group_column,
-        row_id=arguments.id_column,
-    )
+    columns = _columns_of(arguments)
     with arguments.file.open("rb") as handle:
         total = sum(1 for _ in handle) - (0 if arguments.file.suffix.lower() in {".jsonl", ".ndjson", ".json"} else 1)
     bootstrap.embedder().embed(["warm up"])  # the model load is not part of the throughput
@@ -384,21 +384,7 @@ def command_reindex(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def command_reconcile(arguments: argparse.Namespace) -> dict[str, Any]:
-    from datetime import timedelta
-
-    from . import service
-
-    settings = bootstrap.settings()
-    report = service.reconcile(
-        store=bootstrap.store(),
-        publisher=bootstrap.publisher(),
-        clock=bootstrap.clock(),
-        older_than=timedelta(seconds=arguments.older_than or settings.reconcile_after_seconds),
-        limit=arguments.limit or settings.reconcile_limit,
-        max_republish=settings.reconcile_max_republish,
-        writeback=bootstrap.writeback_queue(),
-    )
-    result = report.as_dict()
+    result = bootstrap.reconcile(older_than_seconds=arguments.older_than, limit=arguments.limit).as_dict()
     if not arguments.json:
         print(
             f"republished {result['republished']}, failed as stuck {result['failed']}, "
@@ -543,7 +529,7 @@ def parser() -> argparse.ArgumentParser:
         description="Publish again the Pending tickets untouched for --older-than seconds (each at most "
         "RECONCILE_MAX_REPUBLISH times, then Failed with the reason), queue again the write-backs pending "
         "that long, and send to the memory the tickets classified while it was down. In production Cloud "
-        "Scheduler calls POST /admin/reconcile, which does the same.",
+        "Scheduler publishes a reconcile message that the worker runs, and POST /admin/reconcile does the same.",
     )
     reconcile.add_argument("--older-than", type=float, help="seconds (default RECONCILE_AFTER_SECONDS)")
     reconcile.add_argument("--limit", type=int, help="tickets per kind (default RECONCILE_LIMIT)")

@@ -71,7 +71,8 @@ class TicketStore(Protocol):
         ...
 
     def classification_times(self, *, since: datetime, limit: int = 1000) -> list[float]:
-        """Milliseconds from created to classified, of the latest ``limit`` classified tickets."""
+        """Milliseconds from created to classified, of the newest ``limit`` tickets created since
+        (those not classified yet have no figure)."""
         ...
 
     def claim_delivery(self, source: str, delivery_id: str) -> bool:

@@ -912,17 +912,12 @@ def stats(
     """
     since = now - window
     counts = {status.value: store.count(status=status, since=since) for status in Status}
-    # By the path that answered, which a later correction does not change.
-    from_memory, by_llm = store.count(path=Path.MEMORY, since=since), store.count(path=Path.CLASSIFIER, since=since)
-    answered = from_memory + by_llm
-    calls, input_tokens, output_tokens = store.token_totals(since=since)
-    measured = calls > 0 and input_tokens + output_tokens > 0
-    per_call = (input_tokens + output_tokens) / calls if measured else tokens_per_call
-    times = store.classification_times(since=since)
     step = window / buckets
     series = []
     for index in range(buckets):
-        start, end = since + step * index, since + step * (index + 1)
+        start = since + step * index
+        # The last slice is open-ended, so the slices add up to the whole window.
+        end = None if index == buckets - 1 else since + step * (index + 1)
         series.append(
             {
                 "start": start.isoformat(),
@@ -930,6 +925,12 @@ def stats(
                 "llm": store.count(path=Path.CLASSIFIER, since=start, until=end),
             }
         )
+    from_memory, by_llm = sum(b["memory"] for b in series), sum(b["llm"] for b in series)
+    answered = from_memory + by_llm
+    calls, input_tokens, output_tokens = store.token_totals(since=since)
+    measured = calls > 0 and input_tokens + output_tokens > 0
+    per_call = (input_tokens + output_tokens) / calls if measured else tokens_per_call
+    times = store.classification_times(since=since)
     return {
         "window_seconds": int(window.total_seconds()),
         "since": since.isoformat(),

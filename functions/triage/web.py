@@ -8,6 +8,7 @@ library: the service and the bootstrap do that.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from werkzeug import exceptions as http_exceptions
 from werkzeug.routing import Map, Rule
 
 from . import bootstrap, logs, metrics, openapi, schemas, service
-from .domain import Status, Ticket, ticket_to_record
+from .domain import Status, Taxonomy, Ticket, ticket_to_record
 from .errors import (
     BadRequest,
     MethodNotAllowed,
@@ -386,16 +387,7 @@ def _optional_body(model: type[pydantic.BaseModel], request: flask.Request) -> A
 
 def reconcile(request: flask.Request) -> flask.Response:
     body: schemas.ReconcileRequest = _optional_body(schemas.ReconcileRequest, request)
-    settings = bootstrap.settings()
-    report = service.reconcile(
-        store=bootstrap.store(),
-        publisher=bootstrap.publisher(),
-        clock=bootstrap.clock(),
-        older_than=timedelta(seconds=body.older_than_seconds or settings.reconcile_after_seconds),
-        limit=body.limit or settings.reconcile_limit,
-        max_republish=settings.reconcile_max_republish,
-        writeback=bootstrap.writeback_queue(),
-    )
+    report = bootstrap.reconcile(older_than_seconds=body.older_than_seconds, limit=body.limit)
     return json_response(schemas.ReconcileResult.model_validate(report.as_dict()).model_dump())
 
 
@@ -493,11 +485,15 @@ def metrics_text(request: flask.Request) -> flask.Response:
 CONSOLE = Path(__file__).with_name("console.html")
 
 
-def console(request: flask.Request) -> flask.Response:
-    taxonomy = bootstrap.taxonomy()
+@functools.lru_cache(maxsize=1)
+def _console_page(taxonomy: Taxonomy) -> str:
+    """The page with the taxonomy's names in it: read and built once per process (per taxonomy)."""
     names = {"categories": list(taxonomy.category_names), "priorities": list(taxonomy.priority_names)}
-    page = CONSOLE.read_text(encoding="utf-8").replace("__TAXONOMY__", json.dumps(names).replace("</", "<\\/"))
-    response = flask.Response(page, status=200, mimetype="text/html")
+    return CONSOLE.read_text(encoding="utf-8").replace("__TAXONOMY__", json.dumps(names).replace("</", "<\\/"))
+
+
+def console(request: flask.Request) -> flask.Response:
+    response = flask.Response(_console_page(bootstrap.taxonomy()), status=200, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     # The page's own script and style only; it talks to this API and nothing else.
     response.headers["Content-Security-Policy"] = (

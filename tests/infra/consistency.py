@@ -119,6 +119,8 @@ def problems(infra: Path, functions: Path) -> list[str]:
     found: list[str] = []
     settings = {name.upper() for name in Settings.model_fields}
     secrets = secret_settings()
+    # None today; a setting added without a default must then be set by Terraform.
+    without_default = {field.upper() for field, info in Settings.model_fields.items() if info.is_required()}
     functions_tf = terraform.resource("google_cloudfunctions2_function")
 
     # Each function: its entry point exists, its environment is known to the code.
@@ -142,7 +144,6 @@ def problems(infra: Path, functions: Path) -> list[str]:
         if role:
             for key in sorted(REQUIRED[role] - keys):
                 found.append(f"function {name}: does not set {key}")
-        without_default = {field.upper() for field, info in Settings.model_fields.items() if info.is_required()}
         for key in sorted(without_default - keys - secrets):
             found.append(f"function {name}: does not set {key}, which has no default")
         # Secrets come through secret_environment_variables, from the locals secrets.tf declares.
@@ -196,20 +197,23 @@ def problems(infra: Path, functions: Path) -> list[str]:
     ):
         found.append("the Pub/Sub service agent may not publish to the dead-letter topic")
 
-    # Firestore: an index for every equality-plus-updated_at query the store makes.
+    # Firestore: a composite index whose first field is each equality the store queries on.
     store = (functions / "triage" / "adapters" / "firestore.py").read_text(encoding="utf-8")
     queried = set(re.findall(r'FieldFilter\("([a-z_.]+)", "=="', store))
     indexed_fields = set()
     for index in terraform.resource("google_firestore_index").values():
         fields = index.get("fields", [])
         first = (fields[0] if isinstance(fields, list) else fields).get("field_path", "")
-        if first == "${each.value}":
+        if first.startswith("${each.value"):
+            # One resource per entry of a local table: read the table.
             local = _LOCAL.search(str(index.get("for_each", "")))
-            indexed_fields |= set((terraform.locals.get(local.group(1)) or {}).values()) if local else set()
+            table = (terraform.locals.get(local.group(1)) if local else None) or {}
+            key = first.removeprefix("${each.value").removesuffix("}").lstrip(".")
+            indexed_fields |= {entry[key] if key else entry for entry in table.values()}
         else:
             indexed_fields.add(first)
     for field in sorted(queried - indexed_fields):
-        found.append(f"the store queries {field} with updated_at, but no Firestore index covers it")
+        found.append(f"the store queries on {field}, but no Firestore index starts with it")
     if "expire_at" in store and not terraform.resource("google_firestore_field"):
         found.append("the store writes expire_at, but no TTL policy deletes expired records")
     return found

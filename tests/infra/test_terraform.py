@@ -48,7 +48,7 @@ def test_the_terraform_is_consistent_with_the_code():
         ("infra/pubsub.tf", "dead_letter_topic     = google_pubsub_topic.dead_letter.id", "", "dead-letter"),
         ("infra/pubsub.tf", '"google_pubsub_topic" "dead_letter"', '"google_pubsub_topic" "parked"', "dead_letter"),
         ("infra/variables.tf", 'default     = "2Gi"', 'default     = "512Mi"', "memory 512Mi"),
-        ("infra/firestore.tf", 'remember  = "classification.remembered"', "", "classification.remembered"),
+        ("infra/firestore.tf", "remembered_updated = {", "# remembered_updated = {", "classification.remembered"),
         ("infra/variables.tf", '"SERVICENOW_PASSWORD",\n    ], name)', "\n    ], name)", "var.secrets allows"),
     ],
     ids=[

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from google.genai import errors as genai_errors
 
-from triage.adapters.gemini import is_retryable, parse_answer, response_schema, retry_after_seconds, ticket_turn
+from triage.adapters.gemini import is_retryable, parse_answer, response_schema, ticket_turn
+from triage.adapters.retries import retry_after_seconds
 from triage.errors import InvalidModelOutput
 
 

@@ -179,15 +179,7 @@ def test_nothing_sensitive_reaches_the_logs_at_info(taxonomy, monkeypatch, capsy
         {"category": "Access", "comment": "Comment-Koala55"},
         {"X-API-Key": "very-secret-api-key"},
     )
-    service.process(
-        ticket_id,
-        store=api.store,
-        embedder=HashingEmbedder(),
-        memory=InMemoryMemory(),
-        classifier=ScriptedClassifier(Labels("Access", "High", "Identity & Access Management")),
-        taxonomy=taxonomy,
-        clock=api.clock,
-    )
+    api.process(ticket_id, Labels("Access", "High", "Identity & Access Management"), taxonomy)
     logged = capsys.readouterr().out  # the JSON lines the functions write, as Cloud Logging gets them
     assert all(json.loads(line)["severity"] for line in logged.splitlines())
     assert ticket_id in logged  # the logs do say what happened...
@@ -206,15 +198,7 @@ def test_log_lines_carry_the_request_trace_and_the_ticket_fields(taxonomy, monke
         "ticket_id"
     ]
     api.post("/classify", {"title": "Printer"}, {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"})
-    service.process(
-        ticket_id,
-        store=api.store,
-        embedder=HashingEmbedder(),
-        memory=InMemoryMemory(),
-        classifier=ScriptedClassifier(Labels("Network", "High", "Network Operations")),
-        taxonomy=taxonomy,
-        clock=api.clock,
-    )
+    api.process(ticket_id, Labels("Network", "High", "Network Operations"), taxonomy)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     traces = {line.get("logging.googleapis.com/trace") for line in lines}
     assert f"projects/acme-prod/traces/{trace}" in traces and f"projects/acme-prod/traces/{'a' * 32}" in traces

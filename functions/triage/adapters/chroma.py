@@ -46,13 +46,12 @@ def _metadata(entry: MemoryEntry) -> dict[str, Any]:
     return metadata
 
 
-def _entry(
-    ticket_id: str, document: str | None, metadata: dict[str, Any], embedding: Sequence[float] = ()
-) -> MemoryEntry:
+def _entry(ticket_id: str, document: str | None, metadata: dict[str, Any]) -> MemoryEntry:
+    """An entry as read back, without its vector (nothing that reads entries needs it)."""
     return MemoryEntry(
         ticket_id=ticket_id,
         tenant=str(metadata["tenant"]),
-        embedding=embedding,
+        embedding=(),
         text=document or "",
         labels=_labels(metadata),
         label_source=LabelSource(metadata["label_source"]),
@@ -62,6 +61,16 @@ def _entry(
 
 # Google-signed ID tokens live an hour; a client is rebuilt with a fresh one well before.
 ID_TOKEN_LIFETIME_SECONDS = 45 * 60
+
+
+def _records(entries: Sequence[MemoryEntry], embeddings: Sequence[Sequence[float]]) -> dict[str, list]:
+    """The columns Chroma's upsert takes, for these entries with these vectors."""
+    return {
+        "ids": [e.ticket_id for e in entries],
+        "embeddings": [list(v) for v in embeddings],
+        "documents": [e.text for e in entries],
+        "metadatas": [_metadata(e) for e in entries],
+    }
 
 
 def fetch_google_id_token(audience: str) -> str:
@@ -226,12 +235,7 @@ class ChromaMemory:
             return
         collection = self._open()
         with self._translated("upsert"):
-            collection.upsert(
-                ids=[e.ticket_id for e in entries],
-                embeddings=[list(e.embedding) for e in entries],
-                documents=[e.text for e in entries],
-                metadatas=[_metadata(e) for e in entries],
-            )
+            collection.upsert(**_records(entries, [e.embedding for e in entries]))
 
     def known(self, ticket_ids: Sequence[str]) -> set[str]:
         if not ticket_ids:
@@ -242,7 +246,7 @@ class ChromaMemory:
 
     def entries(self, tenant: str) -> Iterator[MemoryEntry]:
         collection = self._open()
-        yield from self._pages(collection, where={"tenant": tenant}, embeddings=False)
+        yield from self._pages(collection, where={"tenant": tenant})
 
     def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
         collection = self._open()
@@ -276,20 +280,16 @@ class ChromaMemory:
         with self._translated("count"):
             return int(collection.count())
 
-    def _pages(self, collection: Any, *, where: dict | None, embeddings: bool) -> Iterator[MemoryEntry]:
-        include = ["documents", "metadatas", *(["embeddings"] if embeddings else [])]
+    def _pages(self, collection: Any, *, where: dict | None) -> Iterator[MemoryEntry]:
         offset = 0
         while True:
             with self._translated("read"):
-                page = collection.get(where=where, include=include, limit=PAGE, offset=offset)
+                page = collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
             ids = page["ids"]
             if not ids:
                 return
-            vectors = page["embeddings"] if embeddings else [()] * len(ids)
-            for ticket_id, document, metadata, vector in zip(
-                ids, page["documents"], page["metadatas"], vectors, strict=True
-            ):
-                yield _entry(ticket_id, document, metadata, list(vector) if embeddings else ())
+            for ticket_id, document, metadata in zip(ids, page["documents"], page["metadatas"], strict=True):
+                yield _entry(ticket_id, document, metadata)
             offset += len(ids)
 
     def reindex(
@@ -322,18 +322,13 @@ class ChromaMemory:
             nonlocal total
             vectors = embedder.embed([e.text for e in batch])
             with self._translated("reindex upsert"):
-                staging.upsert(
-                    ids=[e.ticket_id for e in batch],
-                    embeddings=vectors,
-                    documents=[e.text for e in batch],
-                    metadatas=[_metadata(e) for e in batch],
-                )
+                staging.upsert(**_records(batch, vectors))
             total += len(batch)
             if progress:
                 progress(len(batch))
             batch.clear()
 
-        for entry in self._pages(old, where=None, embeddings=False):
+        for entry in self._pages(old, where=None):
             batch.append(entry)
             if len(batch) >= batch_size:
                 flush()

@@ -177,15 +177,15 @@ class FirestoreTicketStore:
             query = query.where(filter=FieldFilter("classification.remembered", "==", remembered))
         if updated_before is not None:
             query = query.where(filter=FieldFilter("updated_at", "<", updated_before))
-        query = query.order_by("updated_at").limit(limit)
-        with self._translated("query"):
-            return [_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
+        return self._tickets(query.order_by("updated_at").limit(limit))
 
     def recent(self, *, status: Status | None = None, limit: int = 50) -> list[Ticket]:
         query: Any = self._collection
         if status is not None:
             query = query.where(filter=FieldFilter("status", "==", status.value))
-        query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return self._tickets(query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit))
+
+    def _tickets(self, query: Any) -> list[Ticket]:
         with self._translated("query"):
             return [_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
 

@@ -13,34 +13,29 @@ total time, and only for 408, 429, 5xx and connection errors.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_random_exponential,
 )
 
 from ..domain import Classification, Labels, LabelSource, Neighbour, Path, Taxonomy
 from ..errors import ClassifierUnavailable, InvalidModelOutput
 from ..ports import ClassificationRequest
+from .retries import RETRYABLE_STATUS, WaitHonouringRetryAfter
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -62,40 +57,6 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, genai_errors.APIError):
         return error.code in RETRYABLE_STATUS
     return isinstance(error, TRANSPORT_ERRORS)
-
-
-def retry_after_seconds(error: BaseException | None) -> float | None:
-    """The server's ``Retry-After`` (seconds or an HTTP date), if it sent one."""
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-class _WaitHonouringRetryAfter:
-    """Full-jitter exponential backoff, but never sooner than the server asked."""
-
-    def __init__(self, initial: float, maximum: float):
-        self._jitter = wait_random_exponential(multiplier=initial, max=maximum)
-
-    def __call__(self, state: RetryCallState) -> float:
-        backoff = self._jitter(state)
-        requested = retry_after_seconds(state.outcome.exception() if state.outcome else None)
-        return max(backoff, requested) if requested is not None else backoff
 
 
 def response_schema(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -228,7 +189,7 @@ class GeminiClassifier:
     def _generate(self, contents: list[types.Content], config: types.GenerateContentConfig) -> Any:
         retrying = Retrying(
             retry=retry_if_exception(is_retryable),
-            wait=_WaitHonouringRetryAfter(self._retry_initial, maximum=min(30.0, self._retry_max)),
+            wait=WaitHonouringRetryAfter(self._retry_initial, maximum=min(30.0, self._retry_max)),
             stop=stop_after_attempt(self._max_attempts) | stop_before_delay(self._retry_max),
             before_sleep=lambda state: log.warning(
                 "Gemini call failed; retrying",

@@ -13,37 +13,25 @@ from typing import Any
 
 import httpx
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_random_exponential,
 )
 
 from ..domain import Ticket
 from ..errors import WritebackFailed
 from ..integrations import jira, servicenow
 from ..writeback import Call
+from .retries import RETRYABLE_STATUS, WaitHonouringRetryAfter
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class _Retryable(Exception):
     def __init__(self, response: httpx.Response):
         super().__init__(f"{response.status_code} {response.reason_phrase}")
         self.response = response
-
-
-def _retry_after(state: RetryCallState) -> float | None:
-    error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, _Retryable):
-        value = error.response.headers.get("Retry-After")
-        if value and value.isdigit():
-            return float(value)
-    return None
 
 
 class HttpSourceClient:
@@ -73,10 +61,9 @@ class HttpSourceClient:
             headers={"Accept": "application/json", "User-Agent": "ticket-triage/0.1"},
             transport=transport,
         )
-        jitter = wait_random_exponential(multiplier=retry_initial_seconds, max=min(10.0, retry_max_seconds))
         self._retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, (_Retryable, httpx.TransportError))),
-            wait=lambda state: max(jitter(state), _retry_after(state) or 0.0),
+            wait=WaitHonouringRetryAfter(retry_initial_seconds, maximum=min(10.0, retry_max_seconds)),
             stop=stop_after_attempt(max_attempts) | stop_before_delay(retry_max_seconds),
             before_sleep=lambda state: log.warning(
                 "write-back call failed; retrying",
