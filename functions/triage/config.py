@@ -15,14 +15,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .domain import Taxonomy
+from .domain import Taxonomy, WritebackRules
 from .errors import ConfigurationError
-from .policy import MemoryPolicy
+from .policy import MEMORY_NEIGHBOURS, MemoryPolicy
 from .redaction import parse_kinds
 from .security import ApiKey, parse_api_keys
-from .writeback import WritebackRules
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).with_name("default_taxonomy.json")
+WRITEBACK_SOURCES = ("jira", "servicenow")
 
 
 class Settings(BaseSettings):
@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     google_cloud_project: str = "triage-local"
     tickets_topic: str = "tickets"
     tickets_collection: str = "tickets"
+    memory_collection: str = "memory_entries"
+    calibration_collection: str = "calibration"
     default_tenant: str = "default"
     publish_timeout_seconds: float = Field(10.0, gt=0)
 
@@ -52,6 +54,14 @@ class Settings(BaseSettings):
     classifier: Literal["auto", "gemini", "local"] = "auto"
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-3.5-flash"
+    # api: the Gemini API with GEMINI_API_KEY; vertex: Vertex AI with Application Default Credentials.
+    gemini_backend: Literal["api", "vertex"] = "api"
+    gemini_project: str | None = None  # Vertex AI: default GOOGLE_CLOUD_PROJECT
+    gemini_location: str = "global"
+    # How much the model thinks before it answers; thinking tokens count against the output budget.
+    gemini_thinking_level: Literal["minimal", "low", "medium", "high", "model"] = "low"
+    gemini_temperature: float | None = Field(None, ge=0, le=2)  # None: the model's default
+    gemini_max_output_tokens: int = Field(4096, ge=256)
     gemini_base_url: str | None = None
     gemini_timeout_seconds: float = Field(30.0, gt=0)
     gemini_max_attempts: int = Field(5, ge=1)
@@ -78,7 +88,7 @@ class Settings(BaseSettings):
     reconcile_max_republish: int = Field(3, ge=0)
     reconcile_limit: int = Field(500, ge=1)
 
-    memory_neighbours: int = Field(20, ge=1, le=100)
+    memory_neighbours: int = Field(MEMORY_NEIGHBOURS, ge=1, le=100)
     memory_near_duplicate_similarity: float = MemoryPolicy.near_duplicate_similarity
     memory_human_near_duplicate_similarity: float = MemoryPolicy.human_near_duplicate_similarity
     memory_agreement_neighbours: int = MemoryPolicy.agreement_neighbours
@@ -87,6 +97,8 @@ class Settings(BaseSettings):
     memory_agreement_share: float = MemoryPolicy.agreement_share
     memory_similarity_exponent: float = MemoryPolicy.similarity_exponent
     memory_human_weight: float = MemoryPolicy.human_weight
+    memory_target_precision: float = 0.97
+    memory_audit_rate: float = 0.05
 
     few_shot_max_examples: int = Field(8, ge=0)
     few_shot_max_chars: int = Field(6_000, ge=0)
@@ -113,7 +125,10 @@ class Settings(BaseSettings):
     # Write-back out
     writeback_topic: str = "ticket-writeback"
     writeback_min_confidence: float = Field(0.7, ge=0, le=1)
-    writeback_max_attempts: int = Field(4, ge=1)
+    # HTTP attempts per call to the source (retries inside one delivery) ...
+    writeback_http_attempts: int = Field(4, ge=1)
+    # ... and deliveries of one write-back message before the write-back is Failed.
+    writeback_max_deliveries: int = Field(5, ge=1)
     writeback_retry_initial_seconds: float = Field(0.5, gt=0)
     writeback_retry_max_seconds: float = Field(30.0, gt=0)
     writeback_timeout_seconds: float = Field(10.0, gt=0)
@@ -141,13 +156,23 @@ class Settings(BaseSettings):
             category_map=_json_map("SERVICENOW_CATEGORY_MAP", self.servicenow_category_map),
         )
 
+    def writeback_connection(self, source: str) -> tuple[str, str | None, str | None, SecretStr | None]:
+        """(mode, base URL, user, secret) of a source's write-back: JIRA_WRITEBACK, JIRA_BASE_URL,
+        JIRA_USER_EMAIL, JIRA_API_TOKEN, or the SERVICENOW_* equivalents."""
+        if source == "jira":
+            return self.jira_writeback, self.jira_base_url, self.jira_user_email, self.jira_api_token
+        if source == "servicenow":
+            return (
+                self.servicenow_writeback,
+                self.servicenow_instance_url,
+                self.servicenow_user,
+                self.servicenow_password,
+            )
+        raise ValueError(f"no write-back settings for source {source!r}")
+
     @property
     def writeback_sources(self) -> frozenset[str]:
-        return frozenset(
-            source
-            for source, mode in (("jira", self.jira_writeback), ("servicenow", self.servicenow_writeback))
-            if mode != "off"
-        )
+        return frozenset(source for source in WRITEBACK_SOURCES if self.writeback_connection(source)[0] != "off")
 
     @property
     def memory_policy(self) -> MemoryPolicy:
@@ -164,9 +189,17 @@ class Settings(BaseSettings):
 
     @property
     def uses_gemini(self) -> bool:
+        """CLASSIFIER=gemini, or auto with a way to reach it: Vertex AI, or an API key."""
         if self.classifier == "gemini":
             return True
-        return self.classifier == "auto" and self.gemini_api_key is not None
+        return self.classifier == "auto" and (self.gemini_backend == "vertex" or self.gemini_api_key is not None)
+
+    @property
+    def vertex_project(self) -> str | None:
+        """The Vertex AI project: GEMINI_PROJECT, else a GOOGLE_CLOUD_PROJECT set in the environment."""
+        if self.gemini_project:
+            return self.gemini_project
+        return self.google_cloud_project if "google_cloud_project" in self.model_fields_set else None
 
     @property
     def redaction_kinds(self) -> tuple[str, ...]:
@@ -204,7 +237,14 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
         _ = settings.memory_policy, settings.api_key_list, settings.writeback_rules, settings.redaction_kinds
-    except (ValidationError, ValueError) as error:
+    except ValidationError as error:
+        problems = "; ".join(
+            # The setting's name and what is wrong, never its value: it may be a secret.
+            f"{'.'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False)
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from error
+    except ValueError as error:
         raise ConfigurationError(f"invalid configuration: {error}") from error
     if settings.memory_neighbours < settings.memory_agreement_neighbours:
         raise ConfigurationError("MEMORY_NEIGHBOURS must be at least MEMORY_AGREEMENT_NEIGHBOURS")
@@ -213,8 +253,13 @@ def load_settings() -> Settings:
             missing = [n.upper() for n in needed if not getattr(settings, n)]
             if missing:
                 raise ConfigurationError(f"{name.upper()}={value} needs {', '.join(missing)}")
-    if settings.classifier == "gemini" and settings.gemini_api_key is None:
-        raise ConfigurationError("CLASSIFIER=gemini needs GEMINI_API_KEY")
+    if settings.uses_gemini and settings.gemini_backend == "api" and settings.gemini_api_key is None:
+        raise ConfigurationError("CLASSIFIER=gemini with GEMINI_BACKEND=api needs GEMINI_API_KEY")
+    if settings.uses_gemini and settings.gemini_backend == "vertex":
+        if not settings.vertex_project:
+            raise ConfigurationError("GEMINI_BACKEND=vertex needs GEMINI_PROJECT (or GOOGLE_CLOUD_PROJECT)")
+        if not settings.gemini_location.strip():
+            raise ConfigurationError("GEMINI_BACKEND=vertex needs GEMINI_LOCATION (e.g. global)")
     return settings
 
 

@@ -20,6 +20,7 @@ decides what happens next, so the tree is drawn by consequence::
     │   ├── PublishFailed          Pub/Sub did not acknowledge a publish
     │   ├── MemoryUnavailable      the Chroma server did not answer
     │   ├── ClassifierUnavailable  the LLM kept failing after its retries (429, 5xx, timeouts)
+    │   │   └── ClassifierMisconfigured  it refuses our credentials: an operator must act (alerts)
     │   └── TicketBusy             another delivery holds the ticket's lease
     ├── PermanentError             the worker records ``Failed`` with the reason and acknowledges
     │   ├── MalformedMessage       a Pub/Sub message that is not ours
@@ -131,6 +132,12 @@ class MemoryUnavailable(TransientError):
 
 class ClassifierUnavailable(TransientError):
     pass
+
+
+class ClassifierMisconfigured(ClassifierUnavailable):
+    """The classifier refuses the configured credentials (a wrong key, a missing role).
+
+    Transient for the ticket (it falls back, or waits for the fix); loud for the operator."""
 
 
 class TicketBusy(TransientError):

@@ -36,6 +36,11 @@ LLM_LATENCY = Histogram(
     ["classifier"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+CONFIGURATION_ERRORS = Counter(
+    "triage_configuration_errors_total",
+    "Calls an outside system refused for our configuration (a wrong key, a missing role), by system.",
+    ["system"],
+)
 RETRIES = Counter("triage_retries_total", "Attempts that failed transiently; Pub/Sub delivers the message again.")
 FAILURES = Counter("triage_failures_total", "Tickets that ended Failed, by kind of fault.", ["kind"])
 CLASSIFY_SECONDS = Histogram(

@@ -29,7 +29,11 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 
-from .domain import Labels, LabelSource, Neighbour
+from .domain import Labels, LabelSource, Neighbour, vote_weight
+
+# Neighbours fetched per ticket (MEMORY_NEIGHBOURS): the vote reads the nearest
+# ``agreement_neighbours`` of them, the local classifier and the few-shot selection all.
+MEMORY_NEIGHBOURS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +72,6 @@ class MemoryDecision:
     labels: Labels | None = None
     matched: Neighbour | None = None
     confidence: float = 0.0
-
-
-def _weight(neighbour: Neighbour, policy: MemoryPolicy) -> float:
-    boost = policy.human_weight if neighbour.label_source is LabelSource.HUMAN else 1.0
-    return max(neighbour.similarity, 0.0) ** policy.similarity_exponent * boost
 
 
 def _near_duplicate_bar(neighbour: Neighbour, policy: MemoryPolicy) -> float:
@@ -116,7 +115,9 @@ def decide(neighbours: Sequence[Neighbour], policy: MemoryPolicy) -> MemoryDecis
         )
     votes: dict[str, float] = defaultdict(float)
     for neighbour in voters:
-        votes[neighbour.labels.category] += _weight(neighbour, policy)
+        votes[neighbour.labels.category] += vote_weight(
+            neighbour, exponent=policy.similarity_exponent, human_weight=policy.human_weight
+        )
     total = sum(votes.values())
     category, weight = max(votes.items(), key=lambda item: item[1])
     share = weight / total if total > 0 else 0.0

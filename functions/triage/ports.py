@@ -1,8 +1,9 @@
-"""The outside things the service talks to, one small Protocol each.
+"""The outside things the use cases talk to, one small Protocol each.
 
-Adapters in ``triage.adapters`` implement these against Google Cloud, Chroma and
-the models; the tests implement them in memory. This module must never import an
-adapter or a client library.
+Adapters in ``triage.adapters`` implement these against Google Cloud, Chroma and the
+models; the tests implement them in memory (``tests/fakes.py``), and both pass the same
+contract tests. A use case names only the ports it needs. This module must never import
+an adapter or a client library.
 """
 
 from __future__ import annotations
@@ -13,21 +14,27 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .domain import (
+    AnswerPath,
+    Call,
     Classification,
     Labels,
     LabelSource,
     MemoryEntry,
+    MessageKind,
     Neighbour,
-    Path,
+    Plan,
     Status,
     Taxonomy,
     Ticket,
     WritebackStatus,
 )
-from .writeback import Call, Plan
+
+Clock = Callable[[], datetime]
 
 
-class TicketStore(Protocol):
+class Tickets(Protocol):
+    """The system of record for tickets: one document per ticket, changed atomically."""
+
     def create(self, ticket: Ticket) -> Ticket | None:
         """Store a new ticket; return None if created, else the ticket already stored under its id."""
 
@@ -45,6 +52,10 @@ class TicketStore(Protocol):
 
     def delete(self, ticket_id: str) -> None: ...
 
+
+class WorkQueries(Protocol):
+    """What the reconciler looks for: work that stopped."""
+
     def find(
         self,
         *,
@@ -56,24 +67,33 @@ class TicketStore(Protocol):
     ) -> list[Ticket]:
         """Tickets matching every filter given, least recently updated first."""
 
+
+class ReadModel(Protocol):
+    """What the operator view reads: recent tickets and aggregations."""
+
     def recent(self, *, status: Status | None = None, limit: int = 50) -> list[Ticket]:
         """The most recently updated tickets, newest first."""
-        ...
 
     def count(
-        self, *, since: datetime, until: datetime | None = None, status: Status | None = None, path: Path | None = None
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        status: Status | None = None,
+        path: AnswerPath | None = None,
     ) -> int:
         """Tickets created in [since, until) with this status, or answered by this path: an aggregation."""
-        ...
 
     def token_totals(self, *, since: datetime) -> tuple[int, int, int]:
         """(tickets, input tokens, output tokens) of tickets the classifier answered, created since."""
-        ...
 
     def classification_times(self, *, since: datetime, limit: int = 1000) -> list[float]:
         """Milliseconds from created to classified, of the newest ``limit`` tickets created since
         (those not classified yet have no figure)."""
-        ...
+
+
+class DeliveryLog(Protocol):
+    """Webhook delivery ids seen, so a source's retry is taken once."""
 
     def claim_delivery(self, source: str, delivery_id: str) -> bool:
         """Record a webhook delivery id; False if it was recorded before (atomic, create-only)."""
@@ -83,7 +103,7 @@ class TicketStore(Protocol):
 
 
 class Publisher(Protocol):
-    def publish(self, ticket_id: str, kind: str) -> str:
+    def publish(self, ticket_id: str, kind: MessageKind) -> str:
         """Publish a work message and return its message id once Pub/Sub has acknowledged it."""
 
 
@@ -128,6 +148,13 @@ class Classifier(Protocol):
         """Labels inside the taxonomy, or InvalidModelOutput / ClassifierUnavailable."""
 
 
+class Verifier(Protocol):
+    """A second opinion on another classifier's labels (the local classifier, on an LLM's)."""
+
+    def agreement(self, request: ClassificationRequest, labels: Labels) -> float:
+        """How far its own evidence backs ``labels``, in [0, 1]."""
+
+
 class SourceClient(Protocol):
     """Jira's or ServiceNow's REST API, as far as writing labels back goes."""
 
@@ -145,6 +172,3 @@ class WritebackTarget:
     client: SourceClient
     plan: Callable[[Ticket, Mapping[str, Any]], Plan]
     dry_run: bool = False
-
-
-Clock = Callable[[], datetime]

@@ -25,9 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from emulators.stack import ManagedProcess, free_port, http_status, venv_bin  # noqa: E402
 from triage.adapters.chroma import ChromaMemory  # noqa: E402
 from triage.adapters.embedder import SentenceTransformerEmbedder  # noqa: E402
-from triage.backfill import backfill  # noqa: E402
 from triage.config import load_taxonomy  # noqa: E402
-from triage.datasets import Columns, LabelledRow, labelled_rows  # noqa: E402
+from triage.offline.backfill import backfill  # noqa: E402
+from triage.offline.datasets import Columns, LabelledRow, labelled_rows  # noqa: E402
 
 
 def measure(data: Path, rows_wanted: int | None = None) -> dict:

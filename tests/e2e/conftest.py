@@ -96,7 +96,7 @@ def itsm_lane(infrastructure, fake_itsm):
             "SERVICENOW_USER": "triage.bot",
             "SERVICENOW_PASSWORD": "sn-password",
             "WRITEBACK_MIN_CONFIDENCE": "0",
-            "WRITEBACK_MAX_ATTEMPTS": "3",
+            "WRITEBACK_HTTP_ATTEMPTS": "3",
             "WRITEBACK_RETRY_INITIAL_SECONDS": "0.05",
         },
     )

@@ -14,8 +14,8 @@ from google.cloud import firestore, pubsub_v1
 from emulators import demo
 from tests.e2e.conftest import fake_calls, script_fake, wait_for
 from tests.support import connect_chroma
-from triage import messages
 from triage.adapters.embedder import SentenceTransformerEmbedder
+from triage.domain import MessageKind, messages
 
 
 def post(lane, body, headers=None) -> tuple[int, dict]:
@@ -106,7 +106,7 @@ def test_a_redelivered_message_changes_nothing(local_lane, infrastructure, emula
     first = processed(local_lane, submit(local_lane, {"title": "Monitor arm broke off the desk", "description": "new"}))
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(emulator_env.config.project, local_lane.topic)
-    publisher.publish(topic, messages.encode(first["ticket_id"], "classify")).result(timeout=10)
+    publisher.publish(topic, messages.encode(first["ticket_id"], MessageKind.CLASSIFY)).result(timeout=10)
     wait_for(
         lambda: any(
             e.get("ticket_id") == first["ticket_id"] and e.get("action") == "skipped"

@@ -1,12 +1,16 @@
 """Does infra/ deploy what functions/ needs? Checks that parse the Terraform (python-hcl2)
 and the code, and return the problems they find as sentences (empty: consistent).
 
-Used by tests/infra/test_terraform.py on the real tree and on mutated copies of it.
+Used by tests/infra/test_terraform.py on the real tree and on mutated copies of it. The
+checks of how the deployment is deployed (IAM waits, APIs, the pipeline) are in
+deployment.py, those of the memory's hosting in memory.py, the dashboards' in dashboards.py;
+this module also holds the parsing they share.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import typing
 from pathlib import Path
@@ -18,13 +22,36 @@ from pydantic import SecretStr
 from triage.adapters.embedder import WORKER_MEMORY_MIB
 from triage.config import Settings
 
-# Read by libraries, not by Settings.
-LIBRARY_VARIABLES = frozenset({"HF_HUB_OFFLINE"})
+# Read by libraries, not by Settings: functions-framework reads THREADS (gunicorn's threads,
+# functions_framework/_http/gunicorn.py) and LOG_EXECUTION_ID; huggingface_hub reads HF_HUB_OFFLINE.
+LIBRARY_VARIABLES = frozenset({"HF_HUB_OFFLINE", "THREADS", "LOG_EXECUTION_ID"})
+_BOTH = {
+    "GOOGLE_CLOUD_PROJECT",
+    "TICKETS_TOPIC",
+    "WRITEBACK_TOPIC",
+    "TICKETS_COLLECTION",
+    "MEMORY_COLLECTION",
+    "CALIBRATION_COLLECTION",
+    "CHROMA_HOST",
+    "CHROMA_PORT",
+    "CHROMA_SSL",
+    "CHROMA_AUTH",
+    # Write-back: the worker writes back, the API queues a correction's write-back.
+    "JIRA_WRITEBACK",
+    "SERVICENOW_WRITEBACK",
+    # gunicorn's threads, matched to the declared concurrency (checked below).
+    "THREADS",
+    # Declared as the platform sets it, so plans do not churn.
+    "LOG_EXECUTION_ID",
+}
 # Settings whose default only makes sense on a laptop: Terraform must set them, per function.
 REQUIRED = {
-    "api": {"GOOGLE_CLOUD_PROJECT", "TICKETS_TOPIC", "CHROMA_HOST", "CHROMA_PORT", "CHROMA_SSL", "PUBLIC_BASE_URL"},
-    "worker": {"GOOGLE_CLOUD_PROJECT", "TICKETS_TOPIC", "WRITEBACK_TOPIC", "CHROMA_HOST", "CHROMA_PORT", "CHROMA_SSL"},
+    "api": _BOTH | {"PUBLIC_BASE_URL"},
+    "worker": _BOTH
+    | {"GEMINI_BACKEND", "GEMINI_PROJECT", "GEMINI_LOCATION", "MEMORY_TARGET_PRECISION", "MEMORY_AUDIT_RATE"},
 }
+# The write-back credentials the API needs too (config.py refuses write-back without them).
+WRITEBACK_SECRETS = {"JIRA_API_TOKEN", "SERVICENOW_PASSWORD"}
 _KEY = re.compile(r"\b([A-Z][A-Z0-9_]+)\s*=")
 _LOCAL = re.compile(r"\blocal\.([a-z_][a-z0-9_]*)")
 
@@ -40,18 +67,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=256)
+def _parse(text: str) -> dict[str, Any]:
+    """One file's HCL; cached by its text, so a broken copy reparses only what was broken."""
+    return _clean(hcl2.loads(text))
+
+
 class Terraform:
     """All .tf files of a folder, merged: resources by type and name, variables, locals."""
 
     def __init__(self, folder: Path):
+        self.folder = Path(folder)
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self.variables: dict[str, dict[str, Any]] = {}
         self.locals: dict[str, Any] = {}
+        self.terraform: dict[str, Any] = {}
         self.text = ""
-        for path in sorted(Path(folder).glob("*.tf")):
-            self.text += path.read_text(encoding="utf-8")
-            with path.open(encoding="utf-8") as handle:
-                parsed = _clean(hcl2.load(handle))
+        for path in sorted(self.folder.glob("*.tf")):
+            text = path.read_text(encoding="utf-8")
+            self.text += text
+            parsed = _parse(text)
             for block in parsed.get("resource", []):
                 for kind, named in block.items():
                     self.resources.setdefault(kind, {}).update(named)
@@ -59,6 +94,8 @@ class Terraform:
                 self.variables.update(block)
             for block in parsed.get("locals", []):
                 self.locals.update(block)
+            for block in parsed.get("terraform", []):
+                self.terraform.update(block)
 
     def resource(self, kind: str) -> dict[str, dict[str, Any]]:
         return self.resources.get(kind, {})
@@ -75,8 +112,11 @@ class Terraform:
         value = self.locals.get(local)
         return list(value) if isinstance(value, list) else []
 
+    def default(self, variable: str) -> Any:
+        return self.variables.get(variable, {}).get("default")
 
-def _block(value: Any) -> dict[str, Any]:
+
+def block(value: Any) -> dict[str, Any]:
     """A nested block parses as a one-element list."""
     if isinstance(value, list):
         return value[0] if value else {}
@@ -92,6 +132,10 @@ def entry_points(main: Path) -> set[str]:
                 if "functions_framework" in ast.unparse(decorator):
                     found.add(node.name)
     return found
+
+
+def settings_names() -> set[str]:
+    return {name.upper() for name in Settings.model_fields}
 
 
 def secret_settings() -> set[str]:
@@ -110,14 +154,29 @@ def _memory_mib(size: str) -> int:
 def _default(terraform: Terraform, expression: str) -> Any:
     match = re.fullmatch(r"\$\{var\.([a-z_0-9]+)\}", str(expression))
     if match:
-        return terraform.variables.get(match.group(1), {}).get("default")
+        return terraform.default(match.group(1))
     return expression
+
+
+def _function_roles(terraform: Terraform) -> dict[str, str]:
+    """Which google_cloudfunctions2_function deploys the api and which the worker."""
+    roles = {}
+    for name, function in terraform.resource("google_cloudfunctions2_function").items():
+        entry = block(function.get("build_config")).get("entry_point")
+        role = {"api": "api", "process_ticket": "worker"}.get(entry)
+        if role:
+            roles[role] = name
+    return roles
+
+
+def _environment(terraform: Terraform, function: dict[str, Any]) -> str:
+    return terraform.expand(block(function.get("service_config")).get("environment_variables", ""))
 
 
 def problems(infra: Path, functions: Path) -> list[str]:
     terraform = Terraform(infra)
     found: list[str] = []
-    settings = {name.upper() for name in Settings.model_fields}
+    settings = settings_names()
     secrets = secret_settings()
     # None today; a setting added without a default must then be set by Terraform.
     without_default = {field.upper() for field, info in Settings.model_fields.items() if info.is_required()}
@@ -125,17 +184,14 @@ def problems(infra: Path, functions: Path) -> list[str]:
 
     # Each function: its entry point exists, its environment is known to the code.
     points = entry_points(functions / "main.py")
-    roles = {"api": None, "worker": None}
+    roles = {"api": None, "worker": None} | _function_roles(terraform)
     for name, function in functions_tf.items():
-        build = _block(function.get("build_config"))
-        entry = build.get("entry_point")
+        service = block(function.get("service_config"))
+        entry = block(function.get("build_config")).get("entry_point")
         if entry not in points:
             found.append(f"function {name}: entry point {entry!r} is not a function in functions/main.py")
-        role = "api" if entry == "api" else "worker" if entry == "process_ticket" else None
-        if role:
-            roles[role] = name
-        service = _block(function.get("service_config"))
-        environment = terraform.expand(service.get("environment_variables", ""))
+        role = next((r for r, n in roles.items() if n == name), None)
+        environment = _environment(terraform, function)
         keys = set(_KEY.findall(environment))
         for key in sorted(keys - settings - LIBRARY_VARIABLES):
             found.append(f"function {name}: sets {key}, which the code never reads")
@@ -146,6 +202,18 @@ def problems(infra: Path, functions: Path) -> list[str]:
                 found.append(f"function {name}: does not set {key}")
         for key in sorted(without_default - keys - secrets):
             found.append(f"function {name}: does not set {key}, which has no default")
+        # gunicorn runs THREADS threads: as many as the requests Cloud Run sends at once.
+        concurrency = str(service.get("max_instance_request_concurrency", ""))
+        threads = re.search(r"\bTHREADS\s*=\s*(?:\$\{)?tostring\((var\.[a-z_0-9]+)\)", environment)
+        if "THREADS" in keys and (not threads or f"${{{threads.group(1)}}}" != concurrency):
+            found.append(
+                f"function {name}: THREADS is not its max_instance_request_concurrency ({concurrency}): "
+                "gunicorn would queue requests Cloud Run believes are being served"
+            )
+        # The platform adds LOG_EXECUTION_ID; declared (or ignored) it does not churn every plan.
+        ignored = str(block(function.get("lifecycle")).get("ignore_changes", ""))
+        if "LOG_EXECUTION_ID" not in keys and "LOG_EXECUTION_ID" not in ignored:
+            found.append(f"function {name}: neither sets LOG_EXECUTION_ID nor ignores it, so every plan redeploys it")
         # Secrets come through secret_environment_variables, from the locals secrets.tf declares.
         wired = terraform.expand(service.get("dynamic", ""))
         expected = {"api": "api_secrets", "worker": "worker_secrets"}.get(role or "")
@@ -162,18 +230,58 @@ def problems(infra: Path, functions: Path) -> list[str]:
             found.append(f"no function deploys the {role} entry point")
 
     # Secrets: every SecretStr setting is wired to some function, and the allowed list matches.
-    wired_secrets = set(terraform.literal_list("api_secrets")) | set(terraform.literal_list("worker_secrets"))
-    for key in sorted(secrets - wired_secrets):
+    api_secrets, worker_secrets = (
+        set(terraform.literal_list("api_secrets")),
+        set(terraform.literal_list("worker_secrets")),
+    )
+    for key in sorted(secrets - api_secrets - worker_secrets):
         found.append(f"secret {key} (a SecretStr setting) is wired to no function")
-    for key in sorted(wired_secrets - secrets):
+    for key in sorted((api_secrets | worker_secrets) - secrets):
         found.append(f"secret {key} is wired, but the code reads no such secret")
     allowed = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', str(terraform.variables.get("secrets", {}).get("validation"))))
     if allowed != secrets:
         found.append(f"var.secrets allows {sorted(allowed)}, but the code's secrets are {sorted(secrets)}")
-    if "GEMINI_API_KEY" not in terraform.literal_list("worker_secrets"):
+    if "GEMINI_API_KEY" not in worker_secrets:
         found.append("the worker is not given GEMINI_API_KEY")
+    for key in sorted(WRITEBACK_SECRETS - api_secrets):
+        found.append(f"the API is not given {key}, which it needs to queue a correction's write-back")
 
-    # Dead letters: the topic exists, every worker subscription routes to it, something reads it.
+    found += _writeback_queue(terraform, roles)
+    found += _vertex(terraform)
+    found += _dead_letters(terraform)
+    found += _firestore(terraform, functions)
+    return found
+
+
+def _writeback_queue(terraform: Terraform, roles: dict[str, str | None]) -> list[str]:
+    """The API queues a correction's write-back: it may publish to the write-back topic."""
+    grants = terraform.resource("google_pubsub_topic_iam_member")
+    for grant in grants.values():
+        member, topics = str(grant.get("member")), terraform.expand(grant.get("for_each", "")) + str(grant.get("topic"))
+        if "google_service_account.api." in member and "google_pubsub_topic.writeback" in topics:
+            return []
+    return ["the API may not publish to the write-back topic, where it queues a correction's write-back"]
+
+
+def _vertex(terraform: Terraform) -> list[str]:
+    """Gemini on Vertex AI by default, with the worker's service account and no API key."""
+    found = []
+    if terraform.default("gemini_backend") != "vertex":
+        found.append(f"var.gemini_backend defaults to {terraform.default('gemini_backend')!r}, not vertex")
+    if "aiplatform.googleapis.com" not in str(terraform.locals.get("apis")):
+        found.append("aiplatform.googleapis.com is not enabled for gemini_backend = vertex")
+    roles = str(terraform.locals.get("project_roles"))
+    if not re.search(r"google_service_account\.worker\.member, role = \"roles/aiplatform\.user\"", roles):
+        found.append("the worker's service account is not granted roles/aiplatform.user for Vertex AI")
+    secret = terraform.resource("google_secret_manager_secret").get("secret", {})
+    if 'GEMINI_API_KEY" && var.gemini_backend == "vertex' not in str(block(secret.get("lifecycle"))):
+        found.append("nothing stops a GEMINI_API_KEY secret from being made in vertex mode")
+    return found
+
+
+def _dead_letters(terraform: Terraform) -> list[str]:
+    """The dead-letter topic exists, every worker subscription routes to it, something reads it."""
+    found = []
     topics = terraform.resource("google_pubsub_topic")
     subscriptions = terraform.resource("google_pubsub_subscription")
     if "dead_letter" not in topics:
@@ -186,7 +294,7 @@ def problems(infra: Path, functions: Path) -> list[str]:
     for name, subscription in subscriptions.items():
         if name in reading_dead_letters or "push_config" not in subscription:
             continue
-        policy = _block(subscription.get("dead_letter_policy"))
+        policy = block(subscription.get("dead_letter_policy"))
         if "google_pubsub_topic.dead_letter." not in str(policy.get("dead_letter_topic")):
             found.append(f"subscription {name} pushes to the worker without a dead-letter policy to the DLQ")
         if "oidc_token" not in str(subscription.get("push_config")):
@@ -196,9 +304,14 @@ def problems(infra: Path, functions: Path) -> list[str]:
         "dead_letter" in str(g.get("topic")) and "pubsub_agent" in str(g.get("member")) for g in grants.values()
     ):
         found.append("the Pub/Sub service agent may not publish to the dead-letter topic")
+    return found
 
-    # Firestore: a composite index whose first field is each equality the store queries on.
-    store = (functions / "triage" / "adapters" / "firestore.py").read_text(encoding="utf-8")
+
+def _firestore(terraform: Terraform, functions: Path) -> list[str]:
+    """A composite index whose first field is each equality the store queries on."""
+    found = []
+    adapters = sorted((functions / "triage" / "adapters").glob("firestore*.py"))
+    store = "\n".join(path.read_text(encoding="utf-8") for path in adapters)
     queried = set(re.findall(r'FieldFilter\("([a-z_.]+)", "=="', store))
     indexed_fields = set()
     for index in terraform.resource("google_firestore_index").values():

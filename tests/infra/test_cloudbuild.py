@@ -1,40 +1,35 @@
-"""cloudbuild.yaml: the steps the deployment issue asks for, pinned images, no key files."""
+"""cloudbuild.yaml: the stages the deployment needs, in order. What makes it safe (the apply
+switch, the lock file, pinned and mirrored images, no key file, no impersonation) is checked
+by deployment.py and shown to fail on broken copies in test_terraform.py."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
+
+from tests.infra.deployment import pipeline_problems
 
 BUILD = yaml.safe_load((Path(__file__).resolve().parents[2] / "cloudbuild.yaml").read_text(encoding="utf-8"))
 STEPS = {step["id"]: step for step in BUILD["steps"]}
 
 
 def test_every_stage_is_a_step_with_an_id():
-    for needed in ("install", "lint", "unit-tests", "emulator-tests", "terraform-fmt", "terraform-validate"):
+    for needed in ("install", "lint", "unit-tests", "emulator-tests", "backfill-image", "terraform-fmt"):
         assert needed in STEPS
-    assert {"terraform-plan", "terraform-apply"} <= set(STEPS)
+    assert {"terraform-init", "terraform-validate", "terraform-plan", "terraform-apply"} <= set(STEPS)
 
 
-def test_builder_images_come_from_pinned_substitutions():
-    for step in BUILD["steps"]:
-        assert re.fullmatch(r"\$\{_[A-Z_]+\}", step["name"]), step["id"]
-    for name, image in BUILD["substitutions"].items():
-        if name.endswith("_IMAGE"):
-            assert re.search(r":\d+\.\d+\.\d+", image), f"{name} is not pinned to a version: {image}"
+def test_the_plan_waits_for_every_test_and_the_image_it_deploys():
+    assert {"emulator-tests", "lint", "terraform-validate", "backfill-image"} <= set(STEPS["terraform-plan"]["waitFor"])
+    assert "backfill_image=" in " ".join(STEPS["terraform-plan"]["args"])
 
 
-def test_apply_runs_only_on_the_deploy_branch_and_after_the_plan():
-    apply = STEPS["terraform-apply"]
-    assert apply["waitFor"] == ["terraform-plan"]
-    script = " ".join(apply["args"])
-    assert '"$BRANCH_NAME" != "${_DEPLOY_BRANCH}"' in script and "tfplan" in script
-    assert "emulator-tests" in STEPS["terraform-plan"]["waitFor"]
+def test_the_pipeline_passes_the_deployment_checks():
+    assert pipeline_problems(BUILD) == []
 
 
-def test_terraform_impersonates_the_deploy_account_and_no_key_file_is_used():
-    for step_id in ("terraform-init", "terraform-plan", "terraform-apply"):
-        assert "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT=${_DEPLOY_SA}" in STEPS[step_id]["env"]
-    text = yaml.safe_dump(BUILD)
-    assert "GOOGLE_APPLICATION_CREDENTIALS" not in text and ".json" not in text
+def test_the_backfill_image_is_pushed_only_when_applying():
+    script = " ".join(STEPS["backfill-image"]["args"])
+    assert 'if [ "${_APPLY}" = "true" ]; then' in script
+    assert script.index('if [ "${_APPLY}" = "true" ]') < script.index("docker push")

@@ -145,7 +145,8 @@ def test_reconcile_failed_and_replay_commands(emulator_env, capsys, monkeypatch)
 
     from triage import domain
     from triage.adapters.firestore import FirestoreTicketStore
-    from triage.service import Submission, ingest
+    from triage.domain import Submission
+    from triage.service import ingest
 
     project = emulator_env.config.project
     topic = f"tickets-{uuid.uuid4().hex[:8]}"
@@ -164,7 +165,7 @@ def test_reconcile_failed_and_replay_commands(emulator_env, capsys, monkeypatch)
     clock = FakeClock()
     stuck = ingest(Submission(title="VPN down"), store=store, publisher=Quiet(), clock=clock).ticket.ticket_id
     broken = ingest(Submission(title="Printer"), store=store, publisher=Quiet(), clock=clock).ticket.ticket_id
-    store.update(broken, lambda t: domain.fail(t, "InvalidModelOutput: not JSON", now=clock()))
+    store.update(broken, lambda t: domain.ticket.fail(t, "InvalidModelOutput: not JSON", now=clock()))
 
     code, result = run(capsys, "reconcile", "--older-than", "60")
     assert code == 0 and result["ticket_ids"]["republished"] == [stuck]

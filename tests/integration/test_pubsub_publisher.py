@@ -9,8 +9,8 @@ import pytest
 from google.cloud import pubsub_v1
 
 from emulators.stack import free_port
-from triage import messages, service
 from triage.adapters.pubsub import PubSubPublisher
+from triage.domain import MessageKind, messages
 from triage.errors import PublishFailed
 
 
@@ -31,24 +31,24 @@ def topic(emulator_env):
 def test_publish_returns_once_acknowledged_and_the_worker_can_decode_it(topic):
     project, name, subscriber, subscription = topic
     publisher = PubSubPublisher.create(project, name, timeout_seconds=5)
-    message_id = publisher.publish("ticket-1", service.CLASSIFY)
+    message_id = publisher.publish("ticket-1", MessageKind.CLASSIFY)
     assert message_id
     received = subscriber.pull(subscription=subscription, max_messages=10, timeout=10).received_messages
     assert [m.message.message_id for m in received] == [message_id]
     message = received[0].message
     assert dict(message.attributes) == {"ticket_id": "ticket-1", "kind": "classify"}
     envelope = {"message": {"data": base64.b64encode(message.data).decode()}}
-    assert messages.decode_pubsub_event(envelope, service.MESSAGE_KINDS) == messages.WorkMessage("ticket-1", "classify")
+    assert messages.decode_pubsub_event(envelope) == messages.WorkMessage("ticket-1", MessageKind.CLASSIFY)
 
 
 def test_a_missing_topic_fails_the_publish(emulator_env):
     publisher = PubSubPublisher.create(emulator_env.config.project, "no-such-topic", timeout_seconds=2)
     with pytest.raises(PublishFailed):
-        publisher.publish("ticket-1", service.CLASSIFY)
+        publisher.publish("ticket-1", MessageKind.CLASSIFY)
 
 
 def test_an_unreachable_pubsub_fails_within_the_timeout(monkeypatch):
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     publisher = PubSubPublisher.create("triage-test", "tickets", timeout_seconds=1)
     with pytest.raises(PublishFailed):
-        publisher.publish("ticket-1", service.CLASSIFY)
+        publisher.publish("ticket-1", MessageKind.CLASSIFY)

@@ -11,11 +11,11 @@ import pytest
 from emulators.fake_itsm import FakeJira, FakeServiceNow
 from emulators.stack import free_port
 from tests.unit.test_writeback import RULES, ticket
-from triage.adapters.source_clients import jira_client, servicenow_client
+from triage.adapters.source_clients import HttpSourceClient
 from triage.errors import WritebackFailed
-from triage.integrations import jira, servicenow
+from triage.sources import jira, servicenow
 
-FAST = {"retry_initial_seconds": 0.05, "retry_max_seconds": 5, "max_attempts": 3, "timeout_seconds": 2}
+FAST = {"retry_initial_seconds": 0.05, "retry_max_seconds": 5, "http_attempts": 3, "timeout_seconds": 2}
 
 
 @pytest.fixture
@@ -35,7 +35,9 @@ def fake_servicenow():
 
 
 def jira_for(server: FakeJira, **options):
-    return jira_client(base_url=server.base_url, email="bot@example.com", api_token="jira-token", **(FAST | options))
+    return HttpSourceClient(
+        jira.WRITEBACK, username="bot@example.com", base_url=server.base_url, password="jira-token", **(FAST | options)
+    )
 
 
 def test_jira_read_and_write_with_basic_auth(fake_jira):
@@ -77,7 +79,9 @@ def test_a_500_that_persists_is_a_write_back_failure_after_the_retries(fake_jira
 
 @pytest.mark.parametrize("password", ["wrong-token"])
 def test_client_errors_are_not_retried(fake_jira, password):
-    client = jira_client(base_url=fake_jira.base_url, email="bot@example.com", api_token=password, **FAST)
+    client = HttpSourceClient(
+        jira.WRITEBACK, username="bot@example.com", base_url=fake_jira.base_url, password=password, **FAST
+    )
     with pytest.raises(WritebackFailed, match="answered 401"):
         client.read(ticket())
     missing = jira_for(fake_jira)
@@ -87,13 +91,17 @@ def test_client_errors_are_not_retried(fake_jira, password):
 
 
 def test_an_unreachable_source_fails_after_the_retries():
-    client = jira_client(base_url=f"http://127.0.0.1:{free_port()}", email="e", api_token="t", **FAST)
+    client = HttpSourceClient(
+        jira.WRITEBACK, username="e", base_url=f"http://127.0.0.1:{free_port()}", password="t", **FAST
+    )
     with pytest.raises(WritebackFailed, match="unreachable"):
         client.read(ticket())
 
 
 def test_servicenow_read_and_patch(fake_servicenow):
-    client = servicenow_client(base_url=fake_servicenow.base_url, user="triage.bot", password="sn-password", **FAST)
+    client = HttpSourceClient(
+        servicenow.WRITEBACK, base_url=fake_servicenow.base_url, username="triage.bot", password="sn-password", **FAST
+    )
     current = client.read(ticket("servicenow"))
     assert current == {"category": "", "assignment_group": ""}
     (call,) = servicenow.plan(ticket("servicenow"), current, RULES).calls

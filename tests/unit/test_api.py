@@ -10,21 +10,21 @@ import pytest
 from openapi_spec_validator import validate
 from werkzeug.test import EnvironBuilder
 
-from tests.support import Api, error_of
-from triage import bootstrap, domain, web
-from triage.domain import Classification, Labels
-from triage.domain import Path as AnswerPath
+from tests.harness import Engine, error_of
+from triage import bootstrap, domain
+from triage.domain import AnswerPath, Classification, Labels
+from triage.http import ROUTES
 
 GOOD = {"title": "VPN drops every 5 minutes", "description": "Since this morning, on Wi-Fi and cable."}
 
 
 @pytest.fixture
-def api(taxonomy, monkeypatch) -> Api:
+def api(taxonomy, monkeypatch) -> Engine:
     monkeypatch.delenv("API_KEYS", raising=False)
-    return Api(taxonomy)
+    return Engine(taxonomy)
 
 
-def test_classify_answers_202_with_the_ticket_and_where_to_follow_it(api: Api):
+def test_classify_answers_202_with_the_ticket_and_where_to_follow_it(api: Engine):
     response = api.post("/classify", GOOD)
     assert response.status_code == 202
     body = response.get_json()
@@ -36,12 +36,12 @@ def test_classify_answers_202_with_the_ticket_and_where_to_follow_it(api: Api):
 
 def test_public_base_url_shapes_the_status_url(taxonomy, monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://triage.example.com/api/")
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     body = api.post("/classify", GOOD).get_json()
     assert body["status_url"] == f"https://triage.example.com/api/tickets/{body['ticket_id']}"
 
 
-def test_the_same_idempotency_key_returns_the_same_ticket(api: Api):
+def test_the_same_idempotency_key_returns_the_same_ticket(api: Engine):
     first = api.post("/classify", GOOD, {"Idempotency-Key": "abc"}).get_json()
     second = api.post("/classify", GOOD, {"Idempotency-Key": "abc"})
     assert second.status_code == 202
@@ -51,13 +51,13 @@ def test_the_same_idempotency_key_returns_the_same_ticket(api: Api):
     assert reused.status_code == 409 and error_of(reused)["code"] == "idempotency_key_reused"
 
 
-def test_get_ticket_shows_its_state(api: Api):
+def test_get_ticket_shows_its_state(api: Engine):
     ticket_id = api.post(
         "/classify", {**GOOD, "source": "jira", "external_id": "OPS-7", "metadata": {"k": [1]}}
     ).get_json()["ticket_id"]
     api.store.update(
         ticket_id,
-        lambda t: domain.complete(
+        lambda t: domain.ticket.complete(
             t,
             Classification(
                 Labels("Network", "High", "Network Operations"),
@@ -82,7 +82,7 @@ def test_get_ticket_shows_its_state(api: Api):
     assert "fingerprint" not in ticket and "lease_expires_at" not in ticket
 
 
-def test_feedback_corrects_the_ticket(api: Api):
+def test_feedback_corrects_the_ticket(api: Engine):
     ticket_id = api.post("/classify", GOOD).get_json()["ticket_id"]
     response = api.post(f"/tickets/{ticket_id}/feedback", {"category": "Network", "reviewer": "ana"})
     assert response.status_code == 200
@@ -92,7 +92,7 @@ def test_feedback_corrects_the_ticket(api: Api):
     assert api.publisher.messages[-1] == (ticket_id, "remember")  # not in memory yet: the worker does it
 
 
-def test_healthz_and_openapi(api: Api):
+def test_healthz_and_openapi(api: Engine):
     health = api.client.get("/healthz")
     assert health.status_code == 200 and health.get_json() == {"status": "ok", "version": bootstrap.VERSION}
     document = api.client.get("/openapi.json").get_json()
@@ -102,7 +102,7 @@ def test_healthz_and_openapi(api: Api):
         for path, item in document["paths"].items()
         for method in item
     }
-    served = {(rule.rule, method) for rule in web.ROUTES.iter_rules() for method in rule.methods - {"HEAD", "OPTIONS"}}
+    served = {(route.path, route.method) for route in ROUTES}
     assert documented == served
     assert document["components"]["schemas"]["ClassifyRequest"]["properties"]["title"]["maxLength"] == 300
 
@@ -143,19 +143,19 @@ def test_healthz_and_openapi(api: Api):
         ),
     ],
 )
-def test_bad_classify_requests_get_a_json_4xx_and_store_nothing(api: Api, request_kwargs, status, code):
+def test_bad_classify_requests_get_a_json_4xx_and_store_nothing(api: Engine, request_kwargs, status, code):
     response = api.client.post("/classify", **request_kwargs)
     assert response.status_code == status
     assert error_of(response)["code"] == code
     assert api.nothing_stored()
 
 
-def test_a_missing_title_names_the_field(api: Api):
+def test_a_missing_title_names_the_field(api: Engine):
     error = error_of(api.post("/classify", {"description": "x"}))
     assert error["details"] == [{"field": "title", "message": "Field required"}]
 
 
-def test_a_streamed_body_over_the_limit_is_refused(api: Api, monkeypatch):
+def test_a_streamed_body_over_the_limit_is_refused(api: Engine, monkeypatch):
     monkeypatch.setenv("MAX_BODY_BYTES", "100")
     bootstrap._built.pop("settings", None)
     # As gunicorn passes a chunked body: no Content-Length, the stream ends where the body does.
@@ -173,13 +173,13 @@ def test_a_streamed_body_over_the_limit_is_refused(api: Api, monkeypatch):
     assert api.nothing_stored()
 
 
-def test_an_invalid_idempotency_key_is_refused(api: Api):
+def test_an_invalid_idempotency_key_is_refused(api: Engine):
     response = api.post("/classify", GOOD, {"Idempotency-Key": "x" * 300})
     assert response.status_code == 400 and error_of(response)["code"] == "invalid_idempotency_key"
     assert api.nothing_stored()
 
 
-def test_unknown_tickets_routes_and_methods(api: Api):
+def test_unknown_tickets_routes_and_methods(api: Engine):
     assert error_of(api.client.get("/tickets/doesnotexist"))["code"] == "not_found"
     assert api.client.get("/tickets/..%2Fetc").status_code == 404
     assert error_of(api.client.get("/nowhere"))["code"] == "route_not_found"
@@ -197,7 +197,7 @@ def test_unknown_tickets_routes_and_methods(api: Api):
         ({"category": "Access", "surprise": 1}, 422, "validation_failed"),
     ],
 )
-def test_bad_feedback_changes_nothing(api: Api, body, status, code):
+def test_bad_feedback_changes_nothing(api: Engine, body, status, code):
     ticket_id = api.post("/classify", GOOD).get_json()["ticket_id"]
     before = dict(api.store.tickets)
     response = api.post(f"/tickets/{ticket_id}/feedback", body)
@@ -206,7 +206,7 @@ def test_bad_feedback_changes_nothing(api: Api, body, status, code):
     assert len(api.publisher.messages) == 1
 
 
-def test_a_failed_publish_is_503_with_retry_after_and_nothing_stored(api: Api):
+def test_a_failed_publish_is_503_with_retry_after_and_nothing_stored(api: Engine):
     api.publisher.failures = 1
     response = api.post("/classify", GOOD)
     assert response.status_code == 503
@@ -215,13 +215,13 @@ def test_a_failed_publish_is_503_with_retry_after_and_nothing_stored(api: Api):
     assert api.nothing_stored()
 
 
-def test_a_store_outage_is_503(api: Api):
+def test_a_store_outage_is_503(api: Engine):
     api.store.fail_next.append("create")
     assert api.post("/classify", GOOD).status_code == 503
     assert api.nothing_stored()
 
 
-def test_an_unexpected_error_is_a_json_500(api: Api):
+def test_an_unexpected_error_is_a_json_500(api: Engine):
     bootstrap.override(store=None)  # a broken component: AttributeError deep inside
     response = api.post("/classify", GOOD)
     assert response.status_code == 500 and error_of(response) == {"code": "internal", "message": "internal error"}
@@ -231,16 +231,16 @@ def test_an_unexpected_error_is_a_json_500(api: Api):
 
 
 @pytest.fixture
-def secured(taxonomy, monkeypatch) -> Api:
+def secured(taxonomy, monkeypatch) -> Engine:
     digest = hashlib.sha256(b"second-key").hexdigest()
     monkeypatch.setenv("API_KEYS", f"first-key, sha256:{digest}")
-    return Api(taxonomy)
+    return Engine(taxonomy)
 
 
 @pytest.mark.parametrize(
     "headers", [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic Zmlyc3Qta2V5"}]
 )
-def test_without_a_valid_key_every_route_but_healthz_is_401(secured: Api, headers):
+def test_without_a_valid_key_every_route_but_healthz_is_401(secured: Engine, headers):
     for response in (
         secured.post("/classify", GOOD, headers),
         secured.client.get("/tickets/abc", headers=headers),
@@ -255,5 +255,5 @@ def test_without_a_valid_key_every_route_but_healthz_is_401(secured: Api, header
 
 
 @pytest.mark.parametrize("headers", [{"X-API-Key": "first-key"}, {"Authorization": "Bearer second-key"}])
-def test_a_valid_key_in_either_header_is_accepted(secured: Api, headers):
+def test_a_valid_key_in_either_header_is_accepted(secured: Engine, headers):
     assert secured.post("/classify", GOOD, headers).status_code == 202

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import HashingEmbedder, InMemoryMemory
-from triage.backfill import backfill
-from triage.datasets import Columns, LabelledRow, Rejection, labelled_rows, taxonomy_from_labels
 from triage.domain import Labels, LabelSource
 from triage.errors import MemoryUnavailable
+from triage.offline.backfill import backfill
+from triage.offline.datasets import Columns, LabelledRow, Rejection, labelled_rows, taxonomy_from_labels
 
 COLUMNS = Columns(title="title", description="body", category="category", priority="priority")
 

@@ -7,8 +7,10 @@ import pytest
 
 from tests.fakes import FakeClock
 from triage import domain
-from triage.domain import Classification, Labels, Path, Status, Taxonomy, Ticket
+from triage.adapters.firestore_records import ticket_from_document, ticket_to_document
+from triage.domain import AnswerPath, Classification, Labels, Status, Taxonomy, Ticket
 from triage.errors import InvalidLabels, TicketBusy
+from triage.service import ProcessingOptions
 
 SOFTWARE = Labels("Software", "Medium", "Application Support")
 ACCESS = Labels("Access", "High", "Identity & Access Management")
@@ -24,64 +26,65 @@ def make_ticket(**changes) -> Ticket:
     )
 
 
-def answer(path: Path = Path.CLASSIFIER, labels: Labels = SOFTWARE) -> Classification:
+def answer(path: AnswerPath = AnswerPath.CLASSIFIER, labels: Labels = SOFTWARE) -> Classification:
     return Classification(labels=labels, confidence=0.7, rationale="because", path=path, classifier="x")
 
 
 def test_claim_takes_a_lease_and_counts_the_attempt():
     clock = FakeClock()
-    claimed = domain.claim(make_ticket(), now=clock(), lease_seconds=60, max_attempts=3)
+    claimed = domain.ticket.claim(make_ticket(), now=clock(), lease_seconds=60, max_attempts=3)
     assert claimed.attempts == 1
     assert claimed.lease_expires_at == clock() + timedelta(seconds=60)
     assert claimed.status is Status.PENDING
 
 
 def test_claim_refuses_a_ticket_that_already_has_its_answer():
-    done = domain.complete(make_ticket(), answer(), now=FakeClock()())
+    done = domain.ticket.complete(make_ticket(), answer(), now=FakeClock()())
     with pytest.raises(domain.Unchanged, match="already Classified_By_AI"):
-        domain.claim(done, now=FakeClock()(), lease_seconds=60, max_attempts=3)
+        domain.ticket.claim(done, now=FakeClock()(), lease_seconds=60, max_attempts=3)
 
 
 def test_claim_during_another_delivery_is_busy_until_the_lease_expires():
     clock = FakeClock()
-    claimed = domain.claim(make_ticket(), now=clock(), lease_seconds=60, max_attempts=3)
+    claimed = domain.ticket.claim(make_ticket(), now=clock(), lease_seconds=60, max_attempts=3)
     with pytest.raises(TicketBusy):
-        domain.claim(claimed, now=clock(), lease_seconds=60, max_attempts=3)
+        domain.ticket.claim(claimed, now=clock(), lease_seconds=60, max_attempts=3)
     clock.advance(61)
-    assert domain.claim(claimed, now=clock(), lease_seconds=60, max_attempts=3).attempts == 2
+    assert domain.ticket.claim(claimed, now=clock(), lease_seconds=60, max_attempts=3).attempts == 2
 
 
 def test_claim_after_the_last_attempt_fails_the_ticket_with_its_last_error():
     ticket = make_ticket(attempts=3, last_error="ClassifierUnavailable: 429")
-    failed = domain.claim(ticket, now=FakeClock()(), lease_seconds=60, max_attempts=3)
+    failed = domain.ticket.claim(ticket, now=FakeClock()(), lease_seconds=60, max_attempts=3)
     assert failed.status is Status.FAILED
     assert failed.last_error == "gave up after 3 attempts; last error: ClassifierUnavailable: 429"
 
 
 @pytest.mark.parametrize(
-    ("path", "status"), [(Path.MEMORY, Status.CLASSIFIED_BY_CACHE), (Path.CLASSIFIER, Status.CLASSIFIED_BY_AI)]
+    ("path", "status"),
+    [(AnswerPath.MEMORY, Status.CLASSIFIED_BY_CACHE), (AnswerPath.CLASSIFIER, Status.CLASSIFIED_BY_AI)],
 )
 def test_complete_sets_the_status_by_the_path_taken(path, status):
     clock = FakeClock()
-    done = domain.complete(make_ticket(lease_expires_at=clock()), answer(path), now=clock())
+    done = domain.ticket.complete(make_ticket(lease_expires_at=clock()), answer(path), now=clock())
     assert done.status is status
     assert done.classification.classified_at == clock()
     assert done.lease_expires_at is None
 
 
 def test_a_late_answer_never_overwrites_a_human_correction():
-    corrected = domain.correct(make_ticket(), ACCESS, reviewer="ana", comment=None, now=FakeClock()())
+    corrected = domain.ticket.correct(make_ticket(), ACCESS, reviewer="ana", comment=None, now=FakeClock()())
     with pytest.raises(domain.Unchanged):
-        domain.complete(corrected, answer(), now=FakeClock()())
+        domain.ticket.complete(corrected, answer(), now=FakeClock()())
     with pytest.raises(domain.Unchanged):
-        domain.fail(corrected, "late failure", now=FakeClock()())
+        domain.ticket.fail(corrected, "late failure", now=FakeClock()())
 
 
 def test_corrections_keep_their_history_and_the_labels_they_replaced():
     clock = FakeClock()
-    classified = domain.complete(make_ticket(), answer(), now=clock())
-    first = domain.correct(classified, ACCESS, reviewer="ana", comment="wrong team", now=clock())
-    second = domain.correct(first, SOFTWARE, reviewer="bo", comment=None, now=clock())
+    classified = domain.ticket.complete(make_ticket(), answer(), now=clock())
+    first = domain.ticket.correct(classified, ACCESS, reviewer="ana", comment="wrong team", now=clock())
+    second = domain.ticket.correct(first, SOFTWARE, reviewer="bo", comment=None, now=clock())
     assert second.status is Status.CORRECTED_BY_HUMAN
     assert [c.previous for c in second.corrections] == [SOFTWARE, ACCESS]
     assert second.labels == SOFTWARE
@@ -90,21 +93,22 @@ def test_corrections_keep_their_history_and_the_labels_they_replaced():
 
 def test_record_round_trip_keeps_every_field():
     clock = FakeClock()
-    ticket = domain.correct(
-        domain.complete(make_ticket(metadata={"a": [1, [2]]}), answer(Path.MEMORY), now=clock()),
+    ticket = domain.ticket.correct(
+        domain.ticket.complete(make_ticket(metadata={"a": [1, [2]]}), answer(AnswerPath.MEMORY), now=clock()),
         ACCESS,
         reviewer="ana",
         comment="c",
         now=clock(),
     )
-    assert domain.ticket_from_record(domain.ticket_to_record(ticket)) == ticket
+    # What Firestore stores (the adapter's record mapping) reads back as the same ticket.
+    assert ticket_from_document(ticket_to_document(ticket)) == ticket
 
 
 def test_model_text_is_title_then_description_cut_to_the_limit():
     ticket = make_ticket(title="  VPN down ", description=" since 9am ")
-    assert ticket.model_text(100) == "VPN down\nsince 9am"
-    assert ticket.model_text(4) == "VPN "
-    assert make_ticket(description="").model_text(100) == "VPN down"
+    assert ProcessingOptions(model_text_max_chars=100).model_text(ticket) == "VPN down\nsince 9am"
+    assert ProcessingOptions(model_text_max_chars=4).model_text(ticket) == "VPN "
+    assert make_ticket(description="").text == "VPN down"
 
 
 def test_taxonomy_check_names_every_label_outside_it(taxonomy: Taxonomy):

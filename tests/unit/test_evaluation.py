@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from triage import evaluation
-from triage.datasets import LabelledRow
 from triage.domain import Labels
+from triage.offline import evaluation
+from triage.offline.datasets import LabelledRow
 from triage.policy import MemoryPolicy
 
 

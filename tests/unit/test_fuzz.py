@@ -12,24 +12,24 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
-from tests.support import Api
-from triage import messages, service
+from tests.harness import Engine
+from triage.domain import MessageKind, messages
 from triage.errors import BadRequest, MalformedMessage
-from triage.integrations import jira, servicenow
+from triage.sources import jira, servicenow
 
 FUZZ = settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 # 400 bodies for each of the three decoders: 1,200 generated inputs.
 PARSERS = settings(FUZZ, max_examples=400)
 
 
-def state(api: Api) -> tuple:
+def state(api: Engine) -> tuple:
     return tuple(sorted(api.store.tickets)), len(api.publisher.messages), frozenset(api.store.deliveries)
 
 
 def test_generated_requests_to_every_route_never_get_a_5xx(taxonomy, monkeypatch):
     monkeypatch.delenv("API_KEYS", raising=False)
     monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "0")
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     schema = schemathesis.openapi.from_wsgi("/openapi.json", api.app)
     calls: dict[str, int] = {}
 
@@ -121,13 +121,16 @@ def test_the_servicenow_parser_accepts_or_rejects_cleanly(body):
         st.builds(lambda d, a: {"message": {"data": d, "attributes": a}}, st.text(max_size=40) | JSON, JSON),
         st.builds(
             lambda payload: {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode()}},
-            JSON | st.fixed_dictionaries({"ticket_id": JSON, "kind": st.sampled_from(service.MESSAGE_KINDS) | JSON}),
+            JSON
+            | st.fixed_dictionaries(
+                {"ticket_id": JSON, "kind": st.sampled_from([k.value for k in MessageKind]) | JSON}
+            ),
         ),
     )
 )
 def test_the_message_decoder_accepts_or_rejects_cleanly(data):
     try:
-        message = messages.decode_pubsub_event(data, service.MESSAGE_KINDS)
+        message = messages.decode_pubsub_event(data)
     except MalformedMessage:
         return
-    assert message.kind in service.MESSAGE_KINDS
+    assert message.kind in set(MessageKind)

@@ -4,7 +4,7 @@ import time
 
 from tests.fakes import HashingEmbedder
 from triage.adapters.local_classifier import LocalEmbeddingClassifier
-from triage.domain import Labels, LabelSource, Neighbour, Path
+from triage.domain import AnswerPath, Labels, LabelSource, Neighbour
 from triage.ports import ClassificationRequest
 
 
@@ -21,7 +21,7 @@ def test_an_empty_memory_still_gets_a_real_prediction(taxonomy):
     assert answer.labels.category == "Hardware"
     assert answer.labels.assignment_group == "End User Computing"
     assert 0 < answer.confidence < 1
-    assert answer.path is Path.CLASSIFIER and answer.classifier == "local-embedding"
+    assert answer.path is AnswerPath.CLASSIFIER and answer.classifier == "local-embedding"
     assert "no similar labelled tickets" in answer.rationale
 
 

@@ -6,43 +6,28 @@ import base64
 import json
 from datetime import timedelta
 
-import functions_framework
-
-from tests.fakes import (
-    FakeClock,
-    HashingEmbedder,
-    InMemoryMemory,
-    InMemoryTicketStore,
-    RecordingPublisher,
-    ScriptedClassifier,
-)
-from tests.support import MAIN, Api
-from triage import bootstrap, domain, service
-from triage.domain import Labels, Status, WritebackStatus
+from tests.harness import Engine
+from triage import domain, service
+from triage.domain import Labels, Status, Submission, WritebackStatus
 from triage.errors import ClassifierUnavailable
 
 NETWORK = Labels("Network", "High", "Network Operations")
 
 
-def pending(store: InMemoryTicketStore, clock: FakeClock, title: str) -> str:
-    return service.ingest(
-        service.Submission(title=title), store=store, publisher=RecordingPublisher(), clock=clock
-    ).ticket.ticket_id
-
-
-def test_a_stuck_ticket_is_republished_a_bounded_number_of_times_then_fails():
-    store, publisher, clock = InMemoryTicketStore(), RecordingPublisher(), FakeClock()
-    stuck = pending(store, clock, "VPN down")
+def test_a_stuck_ticket_is_republished_a_bounded_number_of_times_then_fails(taxonomy):
+    engine = Engine(taxonomy)
+    store, publisher, clock = engine.store, engine.publisher, engine.clock
+    stuck = engine.pending("VPN down")
+    publisher.messages.clear()  # only what the reconciler publishes
 
     def reconcile() -> service.ReconcileReport:
-        return service.reconcile(
-            store=store, publisher=publisher, clock=clock, older_than=timedelta(minutes=5), max_republish=3
-        )
+        engine.set(recovery=service.RecoveryOptions(older_than=timedelta(minutes=5), max_republish=3))
+        return engine.reconcile()
 
     assert reconcile().republished == []  # not old enough yet
     for round_number in range(1, 4):
         clock.advance(600)
-        fresh = pending(store, clock, f"Printer jam {round_number}")
+        fresh = engine.pending(f"Printer jam {round_number}")
         report = reconcile()
         assert stuck in report.republished and fresh not in report.republished and report.failed == []
         assert store.tickets[stuck].republished == round_number
@@ -56,63 +41,47 @@ def test_a_stuck_ticket_is_republished_a_bounded_number_of_times_then_fails():
 
 
 def test_reconcile_requeues_pending_write_backs_and_unremembered_tickets(taxonomy):
-    store, publisher, clock, memory = InMemoryTicketStore(), RecordingPublisher(), FakeClock(), InMemoryMemory()
-    writeback = service.WritebackQueue(frozenset({"jira"}), RecordingPublisher())
-    submission = service.Submission(title="VPN down", source="jira", external_id="7")
-    ticket_id = service.ingest(submission, store=store, publisher=publisher, clock=clock).ticket.ticket_id
-    memory.down = True
-    service.process(
-        ticket_id,
-        store=store,
-        embedder=HashingEmbedder(),
-        memory=memory,
-        classifier=ScriptedClassifier(NETWORK),
-        taxonomy=taxonomy,
-        clock=clock,
-        writeback=writeback,
+    engine = Engine(taxonomy, labels=NETWORK, writeback_sources=frozenset({"jira"}))
+    store, publisher, clock, memory, writeback = (
+        engine.store,
+        engine.publisher,
+        engine.clock,
+        engine.memory,
+        engine.queue,
     )
+    submission = Submission(title="VPN down", source="jira", external_id="7")
+    ticket_id = engine.ingest(submission).ticket.ticket_id
+    memory.down = True
+    engine.process(ticket_id)
     assert store.tickets[ticket_id].classification.remembered is False
     clock.advance(600)
-    report = service.reconcile(
-        store=store, publisher=publisher, clock=clock, older_than=timedelta(minutes=5), writeback=writeback
-    )
+    report = engine.reconcile(older_than=timedelta(minutes=5))
     assert report.remembered == [ticket_id] and report.writebacks == [ticket_id]
     assert publisher.messages[-1] == (ticket_id, "remember")
     assert writeback.publisher.messages[-1] == (ticket_id, "write_back")
     memory.down = False
-    service.remember(ticket_id, store=store, embedder=HashingEmbedder(), memory=memory, clock=clock)
+    engine.remember(ticket_id)
     assert ticket_id in memory.stored
     assert store.tickets[ticket_id].classification.remembered is True
-    assert (
-        service.reconcile(store=store, publisher=publisher, clock=clock, older_than=timedelta(minutes=5)).remembered
-        == []
-    )
+    assert engine.reconcile(older_than=timedelta(minutes=5)).remembered == []
 
 
 def test_failed_tickets_are_replayed_with_fresh_attempts(taxonomy):
-    store, publisher, clock = InMemoryTicketStore(), RecordingPublisher(), FakeClock()
-    ticket_id = pending(store, clock, "VPN down")
-    classifier = ScriptedClassifier(NETWORK)
-    arguments = dict(
-        store=store,
-        embedder=HashingEmbedder(),
-        memory=InMemoryMemory(),
-        classifier=classifier,
-        taxonomy=taxonomy,
-        clock=clock,
-        options=service.ProcessingOptions(max_delivery_attempts=1),
-    )
+    engine = Engine(taxonomy, labels=NETWORK, options=service.ProcessingOptions(max_delivery_attempts=1))
+    store, publisher, classifier = engine.store, engine.publisher, engine.classifier
+    ticket_id = engine.pending("VPN down")
+    publisher.messages.clear()
     classifier.raise_next.append(ClassifierUnavailable("down"))
     try:
-        service.process(ticket_id, **arguments)
+        engine.process(ticket_id)
     except ClassifierUnavailable:
         pass
-    assert service.process(ticket_id, **arguments).action == "failed"
-    assert service.replay_failed(None, store=store, publisher=publisher, clock=clock) == [ticket_id]
+    assert engine.process(ticket_id).action == "failed"
+    assert engine.replay(None) == [ticket_id]
     assert store.tickets[ticket_id].status is Status.PENDING and store.tickets[ticket_id].attempts == 0
     assert publisher.messages == [(ticket_id, "classify")]
-    assert service.process(ticket_id, **arguments).action == "classified"
-    assert service.replay_failed([ticket_id, "nope"], store=store, publisher=publisher, clock=clock) == []
+    assert engine.process(ticket_id).action == "classified"
+    assert engine.replay([ticket_id, "nope"]) == []
 
 
 def dead_lettered(ticket_id: str, kind: str, deliveries: int) -> dict:
@@ -131,11 +100,11 @@ def dead_lettered(ticket_id: str, kind: str, deliveries: int) -> dict:
 
 
 def test_a_dead_lettered_message_fails_its_ticket_with_the_reason(taxonomy):
-    store, clock = InMemoryTicketStore(), FakeClock()
-    ticket_id = pending(store, clock, "VPN down")
-    store.update(ticket_id, lambda t: domain.note_error(t, "ClassifierUnavailable: 503", now=clock()))
-    bootstrap.override(store=store, clock=clock, taxonomy=taxonomy, embedder=HashingEmbedder(), memory=InMemoryMemory())
-    client = functions_framework.create_app("process_ticket", MAIN, "cloudevent").test_client()
+    engine = Engine(taxonomy)
+    store, clock = engine.store, engine.clock
+    ticket_id = engine.pending("VPN down")
+    store.update(ticket_id, lambda t: domain.ticket.note_error(t, "ClassifierUnavailable: 503", now=clock()))
+    client = engine.worker
     response = client.post("/projects/p/topics/tickets-dead-letter", json=dead_lettered(ticket_id, "classify", 10))
     assert response.status_code == 200
     ticket = store.tickets[ticket_id]
@@ -146,10 +115,11 @@ def test_a_dead_lettered_message_fails_its_ticket_with_the_reason(taxonomy):
     assert store.tickets[ticket_id] == ticket
 
 
-def test_a_dead_lettered_write_back_is_recorded_as_failed():
-    store, clock = InMemoryTicketStore(), FakeClock()
-    ticket_id = pending(store, clock, "VPN down")
-    store.update(ticket_id, lambda t: domain.request_writeback(t, now=clock()))
+def test_a_dead_lettered_write_back_is_recorded_as_failed(taxonomy):
+    engine = Engine(taxonomy)
+    store, clock = engine.store, engine.clock
+    ticket_id = engine.pending("VPN down")
+    store.update(ticket_id, lambda t: domain.writeback.request_writeback(t, now=clock()))
     outcome = service.dead_letter(ticket_id, "write_back", 10, store=store, clock=clock)
     assert outcome.action == "dead_lettered"
     assert store.tickets[ticket_id].writeback.status is WritebackStatus.FAILED
@@ -158,10 +128,10 @@ def test_a_dead_lettered_write_back_is_recorded_as_failed():
 
 def test_the_admin_routes(taxonomy, monkeypatch):
     monkeypatch.setenv("API_KEYS", "admin-key=admin")
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     headers = {"X-API-Key": "admin-key"}
     ticket_id = api.post("/classify", {"title": "VPN down"}, headers).get_json()["ticket_id"]
-    api.store.update(ticket_id, lambda t: domain.fail(t, "InvalidModelOutput: not JSON", now=api.clock()))
+    api.store.update(ticket_id, lambda t: domain.ticket.fail(t, "InvalidModelOutput: not JSON", now=api.clock()))
     listed = api.client.get("/admin/failed?limit=5", headers=headers).get_json()["tickets"]
     assert [(t["ticket_id"], t["last_error"]) for t in listed] == [(ticket_id, "InvalidModelOutput: not JSON")]
     assert api.post("/admin/replay", {}, headers).status_code == 422

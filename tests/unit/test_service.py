@@ -4,16 +4,10 @@ import dataclasses
 
 import pytest
 
-from tests.fakes import (
-    FakeClock,
-    HashingEmbedder,
-    InMemoryMemory,
-    InMemoryTicketStore,
-    RecordingPublisher,
-    ScriptedClassifier,
-)
-from triage import domain, service
-from triage.domain import Labels, LabelSource, MemoryEntry, Status, Taxonomy
+from tests.fakes import ScriptedClassifier
+from tests.harness import Engine
+from triage import domain
+from triage.domain import Labels, LabelSource, MemoryEntry, Status, Submission, Taxonomy
 from triage.errors import (
     ClassifierUnavailable,
     Conflict,
@@ -25,7 +19,7 @@ from triage.errors import (
     TicketBusy,
     UnknownTicket,
 )
-from triage.service import Feedback, ProcessingOptions, Submission
+from triage.service import Feedback, ProcessingOptions
 
 SOFTWARE = Labels("Software", "Medium", "Application Support")
 ACCESS = Labels("Access", "High", "Identity & Access Management")
@@ -40,60 +34,16 @@ JENKINS_AGAIN = Submission(
 PRINTER = Submission(title="Printer on floor 3 is jammed", description="paper stuck in tray two")
 
 
-class World:
-    """One engine wired to in-memory fakes."""
-
-    def __init__(self, taxonomy: Taxonomy, classifier_labels: Labels = SOFTWARE):
-        self.store = InMemoryTicketStore()
-        self.publisher = RecordingPublisher()
-        self.memory = InMemoryMemory()
-        self.embedder = HashingEmbedder()
-        self.classifier = ScriptedClassifier(classifier_labels)
-        self.clock = FakeClock()
-        self.taxonomy = taxonomy
-        self.options = ProcessingOptions(max_delivery_attempts=3)
-
-    def ingest(self, submission: Submission) -> service.IngestResult:
-        return service.ingest(submission, store=self.store, publisher=self.publisher, clock=self.clock)
-
-    def process(self, ticket_id: str) -> service.Outcome:
-        return service.process(
-            ticket_id,
-            store=self.store,
-            embedder=self.embedder,
-            memory=self.memory,
-            classifier=self.classifier,
-            taxonomy=self.taxonomy,
-            clock=self.clock,
-            options=self.options,
-        )
-
-    def submit_and_process(self, submission: Submission) -> domain.Ticket:
-        ticket_id = self.ingest(submission).ticket.ticket_id
-        self.process(ticket_id)
-        return self.store.tickets[ticket_id]
-
-    def feedback(self, ticket_id: str, feedback: Feedback) -> domain.Ticket:
-        return service.record_feedback(
-            ticket_id,
-            feedback,
-            store=self.store,
-            memory=self.memory,
-            publisher=self.publisher,
-            taxonomy=self.taxonomy,
-            clock=self.clock,
-        )
-
-
 @pytest.fixture
-def world(taxonomy: Taxonomy) -> World:
-    return World(taxonomy)
+def world(taxonomy: Taxonomy) -> Engine:
+    """One engine wired to in-memory fakes."""
+    return Engine(taxonomy, labels=SOFTWARE, options=ProcessingOptions(max_delivery_attempts=3))
 
 
 # --------------------------------------------------------------------------- ingest
 
 
-def test_ingest_stores_pending_and_publishes_once(world: World):
+def test_ingest_stores_pending_and_publishes_once(world: Engine):
     result = world.ingest(JENKINS)
     assert result.created
     stored = world.store.tickets[result.ticket.ticket_id]
@@ -101,7 +51,7 @@ def test_ingest_stores_pending_and_publishes_once(world: World):
     assert world.publisher.messages == [(stored.ticket_id, "classify")]
 
 
-def test_the_same_idempotency_key_returns_the_same_ticket_and_publishes_nothing_twice(world: World):
+def test_the_same_idempotency_key_returns_the_same_ticket_and_publishes_nothing_twice(world: Engine):
     keyed = dataclasses.replace(JENKINS, idempotency_key="req-1")
     first, second = world.ingest(keyed), world.ingest(keyed)
     assert second.ticket.ticket_id == first.ticket.ticket_id
@@ -110,7 +60,7 @@ def test_the_same_idempotency_key_returns_the_same_ticket_and_publishes_nothing_
     assert len(world.store.tickets) == 1
 
 
-def test_the_same_source_and_external_id_is_the_same_ticket(world: World):
+def test_the_same_source_and_external_id_is_the_same_ticket(world: Engine):
     first = world.ingest(dataclasses.replace(JENKINS, source="jira", external_id="OPS-1"))
     second = world.ingest(dataclasses.replace(JENKINS_AGAIN, source="jira", external_id="OPS-1"))
     other = world.ingest(dataclasses.replace(JENKINS, source="servicenow", external_id="OPS-1"))
@@ -119,13 +69,13 @@ def test_the_same_source_and_external_id_is_the_same_ticket(world: World):
     assert len(world.publisher.messages) == 2
 
 
-def test_an_idempotency_key_reused_with_another_body_is_a_conflict(world: World):
+def test_an_idempotency_key_reused_with_another_body_is_a_conflict(world: Engine):
     world.ingest(dataclasses.replace(JENKINS, idempotency_key="req-1"))
     with pytest.raises(Conflict):
         world.ingest(dataclasses.replace(PRINTER, idempotency_key="req-1"))
 
 
-def test_a_failed_publish_leaves_no_ticket_and_the_retry_succeeds_once(world: World):
+def test_a_failed_publish_leaves_no_ticket_and_the_retry_succeeds_once(world: Engine):
     keyed = dataclasses.replace(JENKINS, idempotency_key="req-1")
     world.publisher.failures = 1
     with pytest.raises(PublishFailed):
@@ -138,7 +88,7 @@ def test_a_failed_publish_leaves_no_ticket_and_the_retry_succeeds_once(world: Wo
     assert len(world.publisher.messages) == 1
 
 
-def test_a_ticket_left_unpublished_is_published_by_the_next_attempt(world: World):
+def test_a_ticket_left_unpublished_is_published_by_the_next_attempt(world: Engine):
     keyed = dataclasses.replace(JENKINS, idempotency_key="req-1")
     world.publisher.failures = 1
     world.store.fail_next.append("delete")  # the undo fails too: the ticket stays, unpublished
@@ -156,14 +106,14 @@ def test_a_ticket_left_unpublished_is_published_by_the_next_attempt(world: World
     assert world.publisher.messages == [(left.ticket_id, "classify")]
 
 
-def test_a_ticket_published_but_not_marked_is_still_accepted(world: World):
+def test_a_ticket_published_but_not_marked_is_still_accepted(world: Engine):
     world.store.fail_next.append("mark_published")
     result = world.ingest(JENKINS)
     assert result.created and result.ticket.published
     assert world.publisher.messages == [(result.ticket.ticket_id, "classify")]
 
 
-def test_a_store_failure_publishes_nothing(world: World):
+def test_a_store_failure_publishes_nothing(world: Engine):
     world.store.fail_next.append("create")
     with pytest.raises(StoreUnavailable):
         world.ingest(JENKINS)
@@ -173,7 +123,7 @@ def test_a_store_failure_publishes_nothing(world: World):
 # --------------------------------------------------------------------------- process
 
 
-def test_a_new_ticket_goes_to_the_classifier_and_into_memory(world: World):
+def test_a_new_ticket_goes_to_the_classifier_and_into_memory(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     assert ticket.status is Status.CLASSIFIED_BY_AI
     assert ticket.classification.labels == SOFTWARE
@@ -181,10 +131,10 @@ def test_a_new_ticket_goes_to_the_classifier_and_into_memory(world: World):
     assert ticket.attempts == 1 and ticket.lease_expires_at is None
     entry = world.memory.stored[ticket.ticket_id]
     assert entry.label_source is LabelSource.MODEL
-    assert entry.text == ticket.model_text(4000)
+    assert entry.text == ticket.text
 
 
-def test_a_redelivered_message_does_nothing(world: World):
+def test_a_redelivered_message_does_nothing(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     outcome = world.process(ticket.ticket_id)
     assert outcome.action == "skipped"
@@ -192,7 +142,7 @@ def test_a_redelivered_message_does_nothing(world: World):
     assert world.store.tickets[ticket.ticket_id] == ticket
 
 
-def test_a_near_duplicate_is_answered_from_memory_without_the_classifier(world: World):
+def test_a_near_duplicate_is_answered_from_memory_without_the_classifier(world: Engine):
     first = world.submit_and_process(JENKINS)
     second = world.submit_and_process(JENKINS_AGAIN)
     assert second.status is Status.CLASSIFIED_BY_CACHE
@@ -202,7 +152,7 @@ def test_a_near_duplicate_is_answered_from_memory_without_the_classifier(world: 
     assert world.memory.stored[second.ticket_id].source_ticket_id == first.ticket_id
 
 
-def test_the_classifier_sees_the_nearest_labelled_tickets_as_examples(world: World):
+def test_the_classifier_sees_the_nearest_labelled_tickets_as_examples(world: Engine):
     world.submit_and_process(JENKINS)
     world.submit_and_process(Submission(title="Jenkins pipeline fails", description="deploy stage error"))
     request = world.classifier.requests[-1]
@@ -210,7 +160,7 @@ def test_the_classifier_sees_the_nearest_labelled_tickets_as_examples(world: Wor
     assert request.taxonomy is world.taxonomy
 
 
-def test_an_answer_outside_the_taxonomy_fails_the_ticket_and_is_never_stored(world: World):
+def test_an_answer_outside_the_taxonomy_fails_the_ticket_and_is_never_stored(world: Engine):
     world.classifier.labels = Labels("Plumbing", "Medium", "Application Support")
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     outcome = world.process(ticket_id)
@@ -221,14 +171,14 @@ def test_an_answer_outside_the_taxonomy_fails_the_ticket_and_is_never_stored(wor
     assert world.memory.stored == {}
 
 
-def test_invalid_model_output_is_permanent(world: World):
+def test_invalid_model_output_is_permanent(world: Engine):
     world.classifier.raise_next.append(InvalidModelOutput("not JSON"))
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     assert world.process(ticket_id).action == "failed"
     assert world.store.tickets[ticket_id].last_error == "InvalidModelOutput: not JSON"
 
 
-def test_a_transient_fault_raises_for_redelivery_and_is_remembered(world: World):
+def test_a_transient_fault_raises_for_redelivery_and_is_remembered(world: Engine):
     world.classifier.raise_next.append(ClassifierUnavailable("429 after retries"))
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     with pytest.raises(ClassifierUnavailable):
@@ -242,7 +192,7 @@ def test_a_transient_fault_raises_for_redelivery_and_is_remembered(world: World)
     assert world.store.tickets[ticket_id].attempts == 2
 
 
-def test_without_the_memory_a_ticket_is_classified_anyway_and_the_gap_recorded(world: World):
+def test_without_the_memory_a_ticket_is_classified_anyway_and_the_gap_recorded(world: Engine):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     world.memory.down = True
     assert world.process(ticket_id).action == "classified"
@@ -252,8 +202,8 @@ def test_without_the_memory_a_ticket_is_classified_anyway_and_the_gap_recorded(w
     assert world.store.tickets[ticket_id].status is Status.CLASSIFIED_BY_AI
 
 
-def test_the_memory_being_down_can_be_made_transient(world: World):
-    world.options = dataclasses.replace(world.options, memory_unavailable="retry")
+def test_the_memory_being_down_can_be_made_transient(world: Engine):
+    world.set(options=dataclasses.replace(world.options, memory_unavailable="retry"))
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     world.memory.down = True
     with pytest.raises(Exception, match="memory down"):
@@ -261,28 +211,19 @@ def test_the_memory_being_down_can_be_made_transient(world: World):
     assert world.store.tickets[ticket_id].status is Status.PENDING
 
 
-def test_an_unavailable_classifier_falls_back_and_flags_the_ticket_for_review(world: World):
+def test_an_unavailable_classifier_falls_back_and_flags_the_ticket_for_review(world: Engine):
     world.classifier.raise_next.append(ClassifierUnavailable("429 after 5 attempts"))
     fallback = ScriptedClassifier(ACCESS)
     fallback.name = "local-embedding"
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
-    service.process(
-        ticket_id,
-        store=world.store,
-        embedder=world.embedder,
-        memory=world.memory,
-        classifier=world.classifier,
-        taxonomy=world.taxonomy,
-        clock=world.clock,
-        options=world.options,
-        fallback=fallback,
-    )
+    world.set(fallback=fallback)
+    world.process(ticket_id)
     classification = world.store.tickets[ticket_id].classification
     assert classification.labels == ACCESS and classification.needs_review is True
     assert classification.degraded == ("scripted unavailable (429 after 5 attempts); answered by local-embedding",)
 
 
-def test_a_ticket_fails_after_its_last_attempt_with_the_last_error(world: World):
+def test_a_ticket_fails_after_its_last_attempt_with_the_last_error(world: Engine):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     for _ in range(3):
         world.classifier.raise_next.append(ClassifierUnavailable("503"))
@@ -295,21 +236,21 @@ def test_a_ticket_fails_after_its_last_attempt_with_the_last_error(world: World)
     assert ticket.last_error == "gave up after 3 attempts; last error: ClassifierUnavailable: 503"
 
 
-def test_a_concurrent_delivery_is_told_to_come_back_later(world: World):
+def test_a_concurrent_delivery_is_told_to_come_back_later(world: Engine):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
-    world.store.update(ticket_id, lambda t: domain.claim(t, now=world.clock(), lease_seconds=60, max_attempts=3))
+    world.store.update(ticket_id, lambda t: domain.ticket.claim(t, now=world.clock(), lease_seconds=60, max_attempts=3))
     with pytest.raises(TicketBusy):
         world.process(ticket_id)
 
 
-def test_a_message_for_an_unknown_ticket_is_permanent(world: World):
+def test_a_message_for_an_unknown_ticket_is_permanent(world: Engine):
     with pytest.raises(UnknownTicket):
         world.process("nope")
 
 
-def test_a_ticket_already_in_memory_from_a_crashed_attempt_is_not_its_own_neighbour(world: World):
+def test_a_ticket_already_in_memory_from_a_crashed_attempt_is_not_its_own_neighbour(world: Engine):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
-    text = world.store.tickets[ticket_id].model_text(4000)
+    text = world.store.tickets[ticket_id].text
     world.memory.remember(
         MemoryEntry(ticket_id, "default", world.embedder.embed([text])[0], text, ACCESS, LabelSource.MODEL)
     )
@@ -319,7 +260,7 @@ def test_a_ticket_already_in_memory_from_a_crashed_attempt_is_not_its_own_neighb
     assert ticket.classification.labels == SOFTWARE
 
 
-def test_a_correction_made_while_the_worker_runs_wins(world: World, monkeypatch):
+def test_a_correction_made_while_the_worker_runs_wins(world: Engine, monkeypatch):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     original_classify = world.classifier.classify
 
@@ -339,7 +280,7 @@ def test_a_correction_made_while_the_worker_runs_wins(world: World, monkeypatch)
 # --------------------------------------------------------------------------- feedback
 
 
-def test_feedback_corrects_the_ticket_and_relabels_the_memory(world: World):
+def test_feedback_corrects_the_ticket_and_relabels_the_memory(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     corrected = world.feedback(ticket.ticket_id, Feedback(category="Access", reviewer="ana", comment="IAM role"))
     assert corrected.status is Status.CORRECTED_BY_HUMAN
@@ -351,7 +292,7 @@ def test_feedback_corrects_the_ticket_and_relabels_the_memory(world: World):
     assert world.publisher.messages[-1] == (ticket.ticket_id, "classify")  # no worker round trip needed
 
 
-def test_after_feedback_the_next_similar_ticket_gets_the_corrected_category(world: World):
+def test_after_feedback_the_next_similar_ticket_gets_the_corrected_category(world: Engine):
     first = world.submit_and_process(JENKINS)
     cached = world.submit_and_process(JENKINS_AGAIN)
     assert cached.labels == SOFTWARE
@@ -364,7 +305,7 @@ def test_after_feedback_the_next_similar_ticket_gets_the_corrected_category(worl
     assert len(world.classifier.requests) == 1
 
 
-def test_the_classifier_sees_corrected_tickets_first(world: World):
+def test_the_classifier_sees_corrected_tickets_first(world: Engine):
     first = world.submit_and_process(JENKINS)
     world.submit_and_process(Submission(title="Jenkins pipeline deploy stage slow", description="AWS"))
     world.feedback(first.ticket_id, Feedback(category="Access"))
@@ -374,7 +315,7 @@ def test_the_classifier_sees_corrected_tickets_first(world: World):
     assert examples[0].label_source is LabelSource.HUMAN
 
 
-def test_feedback_outside_the_taxonomy_stores_nothing(world: World):
+def test_feedback_outside_the_taxonomy_stores_nothing(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     before = dict(world.store.tickets)
     for feedback in (Feedback(category="Plumbing"), Feedback(category="Access", priority="Whenever")):
@@ -383,19 +324,19 @@ def test_feedback_outside_the_taxonomy_stores_nothing(world: World):
     assert world.store.tickets == before
 
 
-def test_feedback_on_an_unknown_ticket_is_not_found(world: World):
+def test_feedback_on_an_unknown_ticket_is_not_found(world: Engine):
     with pytest.raises(NotFound):
         world.feedback("nope", Feedback(category="Access"))
 
 
-def test_repeating_the_same_feedback_records_one_correction(world: World):
+def test_repeating_the_same_feedback_records_one_correction(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     world.feedback(ticket.ticket_id, Feedback(category="Access", reviewer="ana"))
     again = world.feedback(ticket.ticket_id, Feedback(category="Access", reviewer="ana"))
     assert len(again.corrections) == 1
 
 
-def test_feedback_keeps_priority_and_routes_a_new_category_to_its_group(world: World):
+def test_feedback_keeps_priority_and_routes_a_new_category_to_its_group(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     same_category = world.feedback(ticket.ticket_id, Feedback(category="Software", priority="High"))
     assert same_category.labels == Labels("Software", "High", "Application Support")
@@ -406,7 +347,7 @@ def test_feedback_keeps_priority_and_routes_a_new_category_to_its_group(world: W
 
 
 @pytest.mark.parametrize("memory_state", ["not yet in memory", "memory down"])
-def test_feedback_the_memory_cannot_take_now_is_queued_for_the_worker(world: World, memory_state):
+def test_feedback_the_memory_cannot_take_now_is_queued_for_the_worker(world: Engine, memory_state):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id  # Pending: no memory entry yet
     if memory_state == "memory down":
         world.process(ticket_id)
@@ -414,7 +355,7 @@ def test_feedback_the_memory_cannot_take_now_is_queued_for_the_worker(world: Wor
     world.feedback(ticket_id, Feedback(category="Access"))
     assert world.publisher.messages[-1] == (ticket_id, "remember")
     world.memory.down = False
-    outcome = service.remember(ticket_id, store=world.store, embedder=world.embedder, memory=world.memory)
+    outcome = world.remember(ticket_id)
     assert outcome.action == "remembered"
     entry = world.memory.stored[ticket_id]
     assert entry.labels.category == "Access" and entry.label_source is LabelSource.HUMAN
@@ -422,7 +363,7 @@ def test_feedback_the_memory_cannot_take_now_is_queued_for_the_worker(world: Wor
     assert world.process(ticket_id).action == "skipped"
 
 
-def test_feedback_that_can_neither_reach_memory_nor_be_queued_is_a_503_and_safe_to_repeat(world: World):
+def test_feedback_that_can_neither_reach_memory_nor_be_queued_is_a_503_and_safe_to_repeat(world: Engine):
     ticket = world.submit_and_process(JENKINS)
     world.memory.down = True
     world.publisher.failures = 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Api, error_of
+from tests.harness import Engine, error_of
 from triage import bootstrap
 
 DATA = Path(__file__).parents[1] / "data"
@@ -26,18 +26,18 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
     return {"X-Hub-Signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
 
 
-def post_raw(api: Api, path: str, body: bytes, headers: dict[str, str]):
+def post_raw(api: Engine, path: str, body: bytes, headers: dict[str, str]):
     return api.client.post(path, data=body, headers=headers, content_type="application/json")
 
 
 @pytest.fixture
-def jira(taxonomy, monkeypatch) -> Api:
+def jira(taxonomy, monkeypatch) -> Engine:
     monkeypatch.setenv("JIRA_WEBHOOK_SECRET", SECRET)
     monkeypatch.delenv("API_KEYS", raising=False)
-    return Api(taxonomy)
+    return Engine(taxonomy)
 
 
-def test_a_real_jira_issue_created_body_makes_a_ticket(jira: Api):
+def test_a_real_jira_issue_created_body_makes_a_ticket(jira: Engine):
     body = json.dumps(JIRA_CREATED).encode()
     response = post_raw(jira, "/webhooks/jira", body, signed(body))
     assert response.status_code == 202
@@ -56,7 +56,7 @@ def test_a_real_jira_issue_created_body_makes_a_ticket(jira: Api):
     [{}, {"X-Hub-Signature": "sha256=" + "0" * 64}, {"X-Hub-Signature": "sha1=abc"}, signed(b"another body")],
     ids=["missing", "wrong", "garbled", "other-body"],
 )
-def test_a_missing_or_wrong_jira_signature_is_401_and_stores_nothing(jira: Api, headers):
+def test_a_missing_or_wrong_jira_signature_is_401_and_stores_nothing(jira: Engine, headers):
     body = json.dumps(JIRA_CREATED).encode()
     response = post_raw(jira, "/webhooks/jira", body, headers)
     assert response.status_code == 401
@@ -64,7 +64,7 @@ def test_a_missing_or_wrong_jira_signature_is_401_and_stores_nothing(jira: Api, 
     assert jira.nothing_stored()
 
 
-def test_a_retried_delivery_is_answered_once(jira: Api):
+def test_a_retried_delivery_is_answered_once(jira: Engine):
     body = json.dumps(JIRA_CREATED).encode()
     headers = {**signed(body), "X-Atlassian-Webhook-Identifier": "delivery-1"}
     first = post_raw(jira, "/webhooks/jira", body, headers).get_json()
@@ -78,7 +78,7 @@ def test_a_retried_delivery_is_answered_once(jira: Api):
     assert len(jira.publisher.messages) == 1
 
 
-def test_an_update_of_labels_only_is_acknowledged_and_ignored(jira: Api):
+def test_an_update_of_labels_only_is_acknowledged_and_ignored(jira: Engine):
     body = json.dumps(JIRA_UPDATED_LABELS).encode()
     response = post_raw(jira, "/webhooks/jira", body, signed(body))
     assert response.status_code == 200
@@ -86,7 +86,7 @@ def test_an_update_of_labels_only_is_acknowledged_and_ignored(jira: Api):
     assert jira.nothing_stored()
 
 
-def test_an_update_of_the_description_re_triages(jira: Api):
+def test_an_update_of_the_description_re_triages(jira: Engine):
     created = json.dumps(JIRA_CREATED).encode()
     ticket_id = post_raw(jira, "/webhooks/jira", created, signed(created)).get_json()["ticket_id"]
     update = copy.deepcopy(JIRA_UPDATED_LABELS)
@@ -104,7 +104,7 @@ def test_an_update_of_the_description_re_triages(jira: Api):
     assert len(jira.publisher.messages) == 2
 
 
-def test_an_atlassian_document_format_description_is_read_as_text(jira: Api):
+def test_an_atlassian_document_format_description_is_read_as_text(jira: Engine):
     issue = copy.deepcopy(JIRA_CREATED)
     issue["issue"]["fields"]["description"] = {
         "type": "doc",
@@ -140,7 +140,7 @@ def test_an_atlassian_document_format_description_is_read_as_text(jira: Api):
     assert jira.store.tickets[ticket_id].description == "VPN drops @ana\nsince 9am\non Wi-Fi\nping: timeout"
 
 
-def test_missing_fields_unicode_and_a_1_mb_description(jira: Api, monkeypatch):
+def test_missing_fields_unicode_and_a_1_mb_description(jira: Engine, monkeypatch):
     issue = copy.deepcopy(JIRA_CREATED)
     fields = issue["issue"]["fields"]
     for name in ("priority", "labels", "components", "reporter", "creator", "project"):
@@ -167,7 +167,7 @@ def test_missing_fields_unicode_and_a_1_mb_description(jira: Api, monkeypatch):
         (lambda b: b.update(webhookEvent="jira:issue_deleted"), 200),
     ],
 )
-def test_jira_bodies_without_a_usable_issue(jira: Api, mutate, status):
+def test_jira_bodies_without_a_usable_issue(jira: Engine, mutate, status):
     issue = copy.deepcopy(JIRA_CREATED)
     mutate(issue)
     body = json.dumps(issue).encode()
@@ -179,7 +179,7 @@ def test_jira_bodies_without_a_usable_issue(jira: Api, mutate, status):
 def test_without_a_secret_the_jira_route_takes_an_api_key(taxonomy, monkeypatch):
     monkeypatch.delenv("JIRA_WEBHOOK_SECRET", raising=False)
     monkeypatch.setenv("API_KEYS", "k1")
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     body = json.dumps(JIRA_CREATED).encode()
     assert post_raw(api, "/webhooks/jira", body, {}).status_code == 401
     assert post_raw(api, "/webhooks/jira", body, {"X-API-Key": "k1"}).status_code == 202
@@ -209,7 +209,7 @@ def test_servicenow_credentials_as_configured(taxonomy, monkeypatch, mode):
     monkeypatch.setenv("SERVICENOW_WEBHOOK_AUTH", mode)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     body = json.dumps(INCIDENT).encode()
     if good is None:  # HMAC: the Business Rule signs the body (hex here; base64 is accepted too)
         digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
@@ -224,7 +224,7 @@ def test_servicenow_credentials_as_configured(taxonomy, monkeypatch, mode):
 
 def test_a_servicenow_incident_record_makes_one_ticket_per_sys_id(taxonomy, monkeypatch):
     monkeypatch.delenv("API_KEYS", raising=False)
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     body = json.dumps(INCIDENT).encode()
     first = post_raw(api, "/webhooks/servicenow", body, {}).get_json()
     ticket = api.store.tickets[first["ticket_id"]]
@@ -240,7 +240,7 @@ def test_a_servicenow_incident_record_makes_one_ticket_per_sys_id(taxonomy, monk
 
 def test_a_minimal_servicenow_body(taxonomy, monkeypatch):
     monkeypatch.delenv("API_KEYS", raising=False)
-    api = Api(taxonomy)
+    api = Engine(taxonomy)
     body = {"sys_id": "abc123", "short_description": {"value": "Printer jam", "display_value": "Printer jam"}}
     response = post_raw(api, "/webhooks/servicenow", json.dumps(body).encode(), {})
     assert response.status_code == 202
@@ -251,13 +251,13 @@ def test_a_minimal_servicenow_body(taxonomy, monkeypatch):
     assert len(api.store.tickets) == 1
 
 
-def test_the_webhook_routes_are_documented(jira: Api):
+def test_the_webhook_routes_are_documented(jira: Engine):
     document = jira.client.get("/openapi.json").get_json()
     assert "/webhooks/jira" in document["paths"] and "/webhooks/servicenow" in document["paths"]
     assert "JiraWebhook" in document["components"]["schemas"]
 
 
-def test_a_delivery_that_failed_is_taken_when_the_source_retries_it(jira: Api):
+def test_a_delivery_that_failed_is_taken_when_the_source_retries_it(jira: Engine):
     body = json.dumps(JIRA_CREATED).encode()
     headers = {**signed(body), "X-Atlassian-Webhook-Identifier": "delivery-9"}
     jira.publisher.failures = 1
@@ -268,7 +268,7 @@ def test_a_delivery_that_failed_is_taken_when_the_source_retries_it(jira: Api):
     assert len(jira.publisher.messages) == 1
 
 
-def test_a_duplicate_arriving_before_the_first_ticket_is_visible_still_gets_its_id(jira: Api):
+def test_a_duplicate_arriving_before_the_first_ticket_is_visible_still_gets_its_id(jira: Engine):
     body = json.dumps(JIRA_CREATED).encode()
     jira.store.claim_delivery("jira", "delivery-early")  # the first delivery is still being taken
     response = post_raw(

@@ -6,50 +6,18 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
-import functions_framework
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from tests.fakes import (
-    FakeClock,
-    HashingEmbedder,
-    InMemoryMemory,
-    InMemoryTicketStore,
-    RecordingPublisher,
-    ScriptedClassifier,
-)
-from triage import bootstrap, service
+from tests.fakes import RecordingPublisher
+from tests.harness import Engine
+from triage import bootstrap
 from triage.domain import Labels, Status
 from triage.errors import ClassifierUnavailable
 
-MAIN = str(Path(__file__).parents[2] / "functions" / "main.py")
 TOPIC = "//pubsub.googleapis.com/projects/triage-local/topics/tickets"
-
-
-class Worker:
-    def __init__(self, taxonomy):
-        self.store = InMemoryTicketStore()
-        self.memory = InMemoryMemory()
-        self.classifier = ScriptedClassifier(Labels("Network", "High", "Network Operations"))
-        self.clock = FakeClock()
-        bootstrap.override(
-            store=self.store,
-            memory=self.memory,
-            embedder=HashingEmbedder(),
-            classifier=self.classifier,
-            clock=self.clock,
-            taxonomy=taxonomy,
-        )
-        self.client = functions_framework.create_app("process_ticket", MAIN, "cloudevent").test_client()
-
-    def new_ticket(self) -> str:
-        submission = service.Submission(title="VPN drops", description="every 5 minutes")
-        return service.ingest(
-            submission, store=self.store, publisher=RecordingPublisher(), clock=self.clock
-        ).ticket.ticket_id
 
 
 def pubsub_data(payload: object) -> dict:
@@ -67,21 +35,21 @@ def event(payload: object) -> CloudEvent:
     )
 
 
-def send(worker: Worker, payload: object, form: str):
+def send(worker: Engine, payload: object, form: str):
     if form == "push":
-        return worker.client.post("/projects/triage-local/topics/tickets", json=pubsub_data(payload))
+        return worker.worker.post("/projects/triage-local/topics/tickets", json=pubsub_data(payload))
     headers, body = (to_binary if form == "binary" else to_structured)(event(payload))
-    return worker.client.post("/", headers=headers, data=body)
+    return worker.worker.post("/", headers=headers, data=body)
 
 
 @pytest.fixture
-def worker(taxonomy) -> Worker:
-    return Worker(taxonomy)
+def worker(taxonomy) -> Engine:
+    return Engine(taxonomy, labels=Labels("Network", "High", "Network Operations"))
 
 
 @pytest.mark.parametrize("form", ["binary", "structured", "push"])
-def test_a_ticket_message_is_classified_and_acknowledged(worker: Worker, form):
-    ticket_id = worker.new_ticket()
+def test_a_ticket_message_is_classified_and_acknowledged(worker: Engine, form):
+    ticket_id = worker.pending("VPN drops", description="every 5 minutes")
     response = send(worker, {"ticket_id": ticket_id, "kind": "classify"}, form)
     assert response.status_code == 200
     ticket = worker.store.tickets[ticket_id]
@@ -99,17 +67,17 @@ def test_a_ticket_message_is_classified_and_acknowledged(worker: Worker, form):
         [1],
     ],
 )
-def test_a_malformed_message_is_acknowledged_without_retries(worker: Worker, payload):
+def test_a_malformed_message_is_acknowledged_without_retries(worker: Engine, payload):
     assert send(worker, payload, "binary").status_code == 200
     assert worker.classifier.requests == []
 
 
-def test_a_message_for_an_unknown_ticket_is_acknowledged(worker: Worker):
+def test_a_message_for_an_unknown_ticket_is_acknowledged(worker: Engine):
     assert send(worker, {"ticket_id": "missing", "kind": "classify"}, "structured").status_code == 200
 
 
-def test_a_transient_fault_is_a_500_so_pubsub_redelivers(worker: Worker):
-    ticket_id = worker.new_ticket()
+def test_a_transient_fault_is_a_500_so_pubsub_redelivers(worker: Engine):
+    ticket_id = worker.pending("VPN drops", description="every 5 minutes")
     worker.classifier.raise_next.append(ClassifierUnavailable("429 after retries"))
     assert send(worker, {"ticket_id": ticket_id}, "push").status_code == 500
     assert worker.store.tickets[ticket_id].status is Status.PENDING
@@ -117,18 +85,19 @@ def test_a_transient_fault_is_a_500_so_pubsub_redelivers(worker: Worker):
     assert worker.store.tickets[ticket_id].status is Status.CLASSIFIED_BY_AI
 
 
-def test_a_warm_up_message_loads_the_model_and_touches_no_ticket(worker: Worker):
+def test_a_warm_up_message_loads_the_model_and_touches_no_ticket(worker: Engine):
     assert send(worker, {"kind": "warm_up"}, "push").status_code == 200
     assert worker.store.tickets == {}
 
 
-def test_a_scheduled_reconcile_message_republishes_stuck_tickets(worker: Worker):
+def test_a_scheduled_reconcile_message_republishes_stuck_tickets(worker: Engine):
     """Cloud Scheduler publishes ``{"kind": "reconcile"}`` to the tickets topic in production."""
     publisher = RecordingPublisher()
     bootstrap.override(publisher=publisher)
-    stuck = worker.new_ticket()
+    stuck = worker.pending("VPN drops", description="every 5 minutes")
     worker.clock.advance(bootstrap.settings().reconcile_after_seconds + 1)
-    fresh = worker.new_ticket()
+    fresh = worker.pending("VPN drops", description="every 5 minutes")
+    publisher.messages.clear()  # what the reconcile publishes, not the two submissions
     assert send(worker, {"kind": "reconcile"}, "push").status_code == 200
     assert (stuck, "classify") in publisher.messages
     assert (fresh, "classify") not in publisher.messages

@@ -9,20 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import (
-    FakeClock,
-    HashingEmbedder,
-    InMemoryMemory,
-    InMemoryTicketStore,
-    RecordingPublisher,
-    ScriptedClassifier,
-)
-from triage import domain, service
-from triage.domain import Classification, Labels, Path, Status, WritebackStatus
+from tests.fakes import FakeClock
+from tests.harness import Engine
+from triage import bootstrap, domain, service
+from triage.domain import AnswerPath, Call, Classification, Labels, Status, Submission, WritebackRules, WritebackStatus
 from triage.errors import WritebackFailed
-from triage.integrations import jira, servicenow
 from triage.ports import WritebackTarget
-from triage.writeback import Call, WritebackRules
+from triage.sources import jira, servicenow
 
 RULES = WritebackRules(min_confidence=0.7, jira_fields=frozenset({"labels", "components", "priority"}))
 NETWORK = Labels("Network", "High", "Network Operations")
@@ -41,8 +34,8 @@ def ticket(source: str = "jira", confidence: float = 0.9, **changes: Any) -> dom
         external_id="10040" if source == "jira" else "abc123",
         metadata={"jira": {"key": "OPS-7"}} if source == "jira" else {"servicenow": {"sys_id": "abc123"}},
     )
-    classified = domain.complete(
-        base, Classification(NETWORK, confidence, "Mentions the VPN tunnel.", Path.CLASSIFIER, "m"), now=now
+    classified = domain.ticket.complete(
+        base, Classification(NETWORK, confidence, "Mentions the VPN tunnel.", AnswerPath.CLASSIFIER, "m"), now=now
     )
     return dataclasses.replace(classified, **changes)
 
@@ -75,7 +68,7 @@ def test_after_a_correction_jira_gets_the_new_label_instead_of_our_old_one():
     earlier = domain.Writeback(
         WritebackStatus.DONE, FakeClock()(), written={"label": "triage-network", "priority": "High"}
     )
-    corrected = domain.correct(
+    corrected = domain.ticket.correct(
         ticket(writeback=earlier),
         Labels("Access", "Low", "Identity & Access Management"),
         reviewer="ana",
@@ -147,48 +140,36 @@ class FakeSourceClient:
         return 204
 
 
-class Engine:
-    def __init__(self, taxonomy, client: FakeSourceClient, dry_run: bool = False):
-        self.store = InMemoryTicketStore()
-        self.publisher = RecordingPublisher()
-        self.writeback_publisher = RecordingPublisher()
-        self.memory = InMemoryMemory()
-        self.clock = FakeClock()
-        self.taxonomy = taxonomy
-        self.client = client
-        self.queue = service.WritebackQueue(frozenset({"jira"}), self.writeback_publisher)
-        self.targets = {"jira": WritebackTarget(client, functools.partial(jira.plan, rules=RULES), dry_run)}
+def jira_engine(taxonomy, client: FakeSourceClient, dry_run: bool = False) -> Engine:
+    """An engine whose Jira write-back goes to ``client``; it classifies as Network at 0.9."""
+    plan = functools.partial(jira.plan, rules=RULES)
+    return Engine(
+        taxonomy,
+        labels=NETWORK,
+        confidence=0.9,
+        writeback_sources=frozenset({"jira"}),
+        targets={"jira": WritebackTarget(client, plan, dry_run)},
+    )
 
-    def submit(self) -> str:
-        submission = service.Submission(
-            title="VPN tunnel drops", source="jira", external_id="10040", metadata={"jira": {"key": "OPS-7"}}
-        )
-        ticket_id = service.ingest(
-            submission, store=self.store, publisher=self.publisher, clock=self.clock
-        ).ticket.ticket_id
-        service.process(
-            ticket_id,
-            store=self.store,
-            embedder=HashingEmbedder(),
-            memory=self.memory,
-            classifier=ScriptedClassifier(NETWORK, confidence=0.9),
-            taxonomy=self.taxonomy,
-            clock=self.clock,
-            writeback=self.queue,
-        )
-        return ticket_id
 
-    def write_back(self, ticket_id: str) -> service.Outcome:
-        return service.write_back(ticket_id, store=self.store, targets=self.targets, clock=self.clock)
+def source_of(engine: Engine) -> FakeSourceClient:
+    return bootstrap.targets()["jira"].client  # type: ignore[return-value]
+
+
+def submit(engine: Engine) -> str:
+    submission = Submission(
+        title="VPN tunnel drops", source="jira", external_id="10040", metadata={"jira": {"key": "OPS-7"}}
+    )
+    return engine.submit_and_process(submission).ticket_id
 
 
 @pytest.fixture
 def engine(taxonomy) -> Engine:
-    return Engine(taxonomy, FakeSourceClient({"labels": [], "components": [], "priority": None}))
+    return jira_engine(taxonomy, FakeSourceClient({"labels": [], "components": [], "priority": None}))
 
 
 def test_classification_queues_a_write_back_that_sends_and_records_the_calls(engine: Engine):
-    ticket_id = engine.submit()
+    ticket_id = submit(engine)
     assert engine.writeback_publisher.messages == [(ticket_id, "write_back")]
     assert engine.store.tickets[ticket_id].writeback.status is WritebackStatus.PENDING
     outcome = engine.write_back(ticket_id)
@@ -198,26 +179,26 @@ def test_classification_queues_a_write_back_that_sends_and_records_the_calls(eng
     assert state.calls[0]["url"] == "https://example.atlassian.net/rest/api/3/issue/OPS-7"
     assert state.calls[0]["status_code"] == 204
     assert state.written["label"] == "triage-network"
-    assert len(engine.client.sent) == 2
+    assert len(source_of(engine).sent) == 2
     assert engine.write_back(ticket_id).action == "skipped"  # a redelivery sends nothing again
-    assert len(engine.client.sent) == 2
+    assert len(source_of(engine).sent) == 2
 
 
 def test_a_dry_run_records_the_calls_and_sends_nothing(taxonomy):
-    engine = Engine(taxonomy, FakeSourceClient({"labels": [], "components": [], "priority": None}), dry_run=True)
-    ticket_id = engine.submit()
+    engine = jira_engine(taxonomy, FakeSourceClient({"labels": [], "components": [], "priority": None}), dry_run=True)
+    ticket_id = submit(engine)
     engine.write_back(ticket_id)
     state = engine.store.tickets[ticket_id].writeback
     assert state.status is WritebackStatus.DRY_RUN
     assert [c["status_code"] for c in state.calls] == [None, None]
     assert state.calls[0]["body"]["update"]["labels"] == [{"add": "triage-network"}]
-    assert engine.client.sent == []
+    assert source_of(engine).sent == []
 
 
 def test_a_failed_write_back_is_recorded_and_never_touches_the_classification(taxonomy):
     client = FakeSourceClient({"labels": [], "components": [], "priority": None}, WritebackFailed("Jira answered 500"))
-    engine = Engine(taxonomy, client)
-    ticket_id = engine.submit()
+    engine = jira_engine(taxonomy, client)
+    ticket_id = submit(engine)
     before = engine.store.tickets[ticket_id]
     outcome = engine.write_back(ticket_id)
     after = engine.store.tickets[ticket_id]
@@ -228,57 +209,37 @@ def test_a_failed_write_back_is_recorded_and_never_touches_the_classification(ta
 
 def test_a_write_back_lost_between_labels_and_publish_is_queued_by_the_redelivery(engine: Engine):
     engine.writeback_publisher.failures = 1
-    submission = service.Submission(
+    submission = Submission(
         title="VPN tunnel drops", source="jira", external_id="1", metadata={"jira": {"key": "OPS-1"}}
     )
-    ticket_id = service.ingest(
-        submission, store=engine.store, publisher=engine.publisher, clock=engine.clock
-    ).ticket.ticket_id
-    arguments = dict(
-        store=engine.store,
-        embedder=HashingEmbedder(),
-        memory=engine.memory,
-        classifier=ScriptedClassifier(NETWORK, confidence=0.9),
-        taxonomy=engine.taxonomy,
-        clock=engine.clock,
-        writeback=engine.queue,
-    )
+    ticket_id = engine.ingest(submission).ticket.ticket_id
     with pytest.raises(Exception, match="injected"):
-        service.process(ticket_id, **arguments)
+        engine.process(ticket_id)
     assert engine.store.tickets[ticket_id].status is Status.CLASSIFIED_BY_AI
-    assert service.process(ticket_id, **arguments).action == "skipped"
+    assert engine.process(ticket_id).action == "skipped"
     assert engine.writeback_publisher.messages == [(ticket_id, "write_back")]
 
 
 def test_a_correction_writes_back_again(engine: Engine, taxonomy):
-    ticket_id = engine.submit()
+    ticket_id = submit(engine)
     engine.write_back(ticket_id)
-    engine.client.current = {"labels": ["triage-network"], "components": ["Network Operations"], "priority": "High"}
-    service.record_feedback(
-        ticket_id,
-        service.Feedback(category="Access", reviewer="ana"),
-        store=engine.store,
-        memory=engine.memory,
-        publisher=engine.publisher,
-        taxonomy=taxonomy,
-        clock=engine.clock,
-        writeback=engine.queue,
-    )
+    source_of(engine).current = {"labels": ["triage-network"], "components": ["Network Operations"], "priority": "High"}
+    engine.feedback(ticket_id, service.Feedback(category="Access", reviewer="ana"))
     assert engine.writeback_publisher.messages[-1] == (ticket_id, "write_back")
     engine.write_back(ticket_id)
-    put = engine.client.sent[-2]
+    put = source_of(engine).sent[-2]
     assert put.body["update"]["labels"] == [{"remove": "triage-network"}, {"add": "triage-access"}]
 
 
 def test_a_correction_during_a_running_write_back_leaves_another_one_pending(engine: Engine):
-    ticket_id = engine.submit()
-    engine.store.update(ticket_id, lambda t: domain.begin_writeback(t, now=engine.clock(), lease_seconds=60))
+    ticket_id = submit(engine)
+    engine.store.update(ticket_id, lambda t: domain.writeback.begin_writeback(t, now=engine.clock(), lease_seconds=60))
     started_for = engine.store.tickets[ticket_id].writeback.started_for
     engine.clock.advance(1)
-    engine.store.update(ticket_id, lambda t: domain.request_writeback(t, now=engine.clock()))
+    engine.store.update(ticket_id, lambda t: domain.writeback.request_writeback(t, now=engine.clock()))
     finished = engine.store.update(
         ticket_id,
-        lambda t: domain.finish_writeback(
+        lambda t: domain.writeback.finish_writeback(
             t,
             status=WritebackStatus.DONE,
             calls=(),

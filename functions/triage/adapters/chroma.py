@@ -14,12 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
-from ..domain import Labels, LabelSource, MemoryEntry, Neighbour
+from ..domain import Labels, LabelSource, MemoryEntry, Neighbour, follows_correction
 from ..errors import ConfigurationError, MemoryUnavailable
 from ..ports import Embedder
+from .translate import translated
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ def _entry(ticket_id: str, document: str | None, metadata: dict[str, Any]) -> Me
         label_source=LabelSource(metadata["label_source"]),
         source_ticket_id=metadata.get("source_ticket_id"),
     )
+
+
+def _translated(what: str) -> Any:
+    # chromadb raises ValueError, httpx errors and its own types for an unreachable or failing server.
+    return translated("Chroma", what, MemoryUnavailable, keep=(ConfigurationError, MemoryUnavailable))
 
 
 # Google-signed ID tokens live an hour; a client is rebuilt with a fresh one well before.
@@ -147,18 +152,9 @@ class ChromaMemory:
     def model(self) -> str:
         return f"{self._embedding_model}@{self._model_version}"
 
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (ConfigurationError, MemoryUnavailable):
-            raise
-        except Exception as error:  # chromadb raises ValueError, httpx errors and its own types
-            raise MemoryUnavailable(f"Chroma {what} failed: {type(error).__name__}: {error}") from error
-
     def _connect(self) -> Any:
         if self._client is None:
-            with self._translated("connect"):
+            with _translated("connect"):
                 self._client = self._client_factory()
             if self._client_lifetime is not None:
                 self._client_expires = self._clock() + self._client_lifetime
@@ -183,7 +179,7 @@ class ChromaMemory:
             if self._collection is not None:
                 return self._collection
             client = self._connect()
-            with self._translated("open"):
+            with _translated("open"):
                 collection = client.get_or_create_collection(
                     self._collection_name, metadata=self._collection_metadata(), embedding_function=None
                 )
@@ -207,7 +203,7 @@ class ChromaMemory:
 
     def nearest(self, embedding: Sequence[float], *, tenant: str, limit: int) -> list[Neighbour]:
         collection = self._open()
-        with self._translated("query"):
+        with _translated("query"):
             result = collection.query(
                 query_embeddings=[list(embedding)],
                 n_results=limit,
@@ -234,14 +230,14 @@ class ChromaMemory:
         if not entries:
             return
         collection = self._open()
-        with self._translated("upsert"):
+        with _translated("upsert"):
             collection.upsert(**_records(entries, [e.embedding for e in entries]))
 
     def known(self, ticket_ids: Sequence[str]) -> set[str]:
         if not ticket_ids:
             return set()
         collection = self._open()
-        with self._translated("get"):
+        with _translated("get"):
             return set(collection.get(ids=list(ticket_ids), include=[])["ids"])
 
     def entries(self, tenant: str) -> Iterator[MemoryEntry]:
@@ -251,7 +247,7 @@ class ChromaMemory:
     def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
         collection = self._open()
         new_labels = {**labels.as_dict(), "label_source": label_source.value}
-        with self._translated("relabel"):
+        with _translated("relabel"):
             found = collection.get(ids=[ticket_id], where={"tenant": tenant}, include=[])
             if not found["ids"]:
                 return False
@@ -264,7 +260,7 @@ class ChromaMemory:
             followers = [
                 derived_id
                 for derived_id, metadata in zip(derived["ids"], derived["metadatas"], strict=True)
-                if metadata.get("label_source") != LabelSource.HUMAN.value
+                if follows_correction(LabelSource(metadata["label_source"]))
             ]
             if followers:
                 collection.update(
@@ -277,13 +273,13 @@ class ChromaMemory:
 
     def count(self) -> int:
         collection = self._open()
-        with self._translated("count"):
+        with _translated("count"):
             return int(collection.count())
 
     def _pages(self, collection: Any, *, where: dict | None) -> Iterator[MemoryEntry]:
         offset = 0
         while True:
-            with self._translated("read"):
+            with _translated("read"):
                 page = collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=offset)
             ids = page["ids"]
             if not ids:
@@ -303,7 +299,7 @@ class ChromaMemory:
         """
         client = self._connect()
         staging_name = f"{self._collection_name}-reindex"
-        with self._translated("reindex"):
+        with _translated("reindex"):
             existing = {c.name if hasattr(c, "name") else c for c in client.list_collections()}
             if staging_name in existing:
                 client.delete_collection(staging_name)  # left by an interrupted run
@@ -321,7 +317,7 @@ class ChromaMemory:
         def flush() -> None:
             nonlocal total
             vectors = embedder.embed([e.text for e in batch])
-            with self._translated("reindex upsert"):
+            with _translated("reindex upsert"):
                 staging.upsert(**_records(batch, vectors))
             total += len(batch)
             if progress:
@@ -334,7 +330,7 @@ class ChromaMemory:
                 flush()
         if batch:
             flush()
-        with self._translated("reindex swap"):
+        with _translated("reindex swap"):
             client.delete_collection(self._collection_name)
             staging.modify(name=self._collection_name)
         with self._lock:

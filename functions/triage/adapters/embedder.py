@@ -86,10 +86,6 @@ class SentenceTransformerEmbedder:
                     ) from error
             return self._model
 
-    @property
-    def dimensions(self) -> int:
-        return int(self.load().get_sentence_embedding_dimension())
-
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors = self.load().encode(
             list(texts),

@@ -9,9 +9,7 @@ each other. This module must never decide a transition itself.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +19,10 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from ..domain import Path, Status, Ticket, WritebackStatus, ticket_from_record, ticket_to_record
+from ..domain import AnswerPath, Status, Ticket, WritebackStatus
 from ..errors import StoreUnavailable, UnknownTicket
+from .firestore_records import ticket_from_document, ticket_to_document
+from .translate import translated
 
 # How long a webhook delivery id is remembered for deduplication (TTL field ``expire_at``).
 DELIVERY_RETENTION = timedelta(days=30)
@@ -33,24 +33,14 @@ def _is_contention(error: BaseException) -> bool:
     return isinstance(error, (google_exceptions.FailedPrecondition, google_exceptions.Aborted))
 
 
-def _to_document(ticket: Ticket) -> dict[str, Any]:
-    record = ticket_to_record(ticket)
-    # Firestore cannot store every JSON value (arrays of arrays, for one); keep the
-    # caller's free-form metadata as the JSON text it arrived as.
-    record["metadata"] = json.dumps(record["metadata"], ensure_ascii=False, separators=(",", ":"))
-    # For GET /stats: a number a projection query can read without loading the ticket.
-    classified_at = ticket.classification.classified_at if ticket.classification else None
-    if classified_at is not None:
-        record["time_to_classify_ms"] = round((classified_at - ticket.created_at).total_seconds() * 1000, 1)
-    return record
-
-
-def _from_document(document: dict[str, Any]) -> Ticket:
-    document = dict(document)
-    document.pop("time_to_classify_ms", None)
-    metadata = document.get("metadata")
-    document["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata or {}
-    return ticket_from_record(document)
+def _translated(what: str) -> Any:
+    return translated(
+        "Firestore",
+        what,
+        StoreUnavailable,
+        catch=(google_exceptions.GoogleAPIError, TimeoutError),
+        keep=(google_exceptions.AlreadyExists,),
+    )
 
 
 class FirestoreTicketStore:
@@ -68,20 +58,11 @@ class FirestoreTicketStore:
         self._timeout = timeout_seconds
         self._retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
 
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (google_exceptions.GoogleAPIError, TimeoutError, ValueError) as error:
-            if isinstance(error, (google_exceptions.AlreadyExists, ValueError)):
-                raise
-            raise StoreUnavailable(f"Firestore {what} failed: {type(error).__name__}: {error}") from error
-
     def create(self, ticket: Ticket) -> Ticket | None:
         reference = self._collection.document(ticket.ticket_id)
-        with self._translated("create"):
+        with _translated("create"):
             try:
-                reference.create(_to_document(ticket), retry=self._retry, timeout=self._timeout)
+                reference.create(ticket_to_document(ticket), retry=self._retry, timeout=self._timeout)
                 return None
             except google_exceptions.AlreadyExists:
                 pass
@@ -91,9 +72,9 @@ class FirestoreTicketStore:
         return existing
 
     def get(self, ticket_id: str) -> Ticket | None:
-        with self._translated("read"):
+        with _translated("read"):
             snapshot = self._collection.document(ticket_id).get(retry=self._retry, timeout=self._timeout)
-        return _from_document(snapshot.to_dict()) if snapshot.exists else None
+        return ticket_from_document(snapshot.to_dict()) if snapshot.exists else None
 
     def update(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket:
         """Read, transform, write with a precondition on the document's update time.
@@ -108,9 +89,9 @@ class FirestoreTicketStore:
             snapshot = reference.get(retry=self._retry, timeout=self._timeout)
             if not snapshot.exists:
                 raise UnknownTicket(f"no ticket with id {ticket_id!r}")
-            updated = transition(_from_document(snapshot.to_dict()))
+            updated = transition(ticket_from_document(snapshot.to_dict()))
             reference.update(
-                _to_document(updated),
+                ticket_to_document(updated),
                 option=self._client.write_option(last_update_time=snapshot.update_time),
                 retry=self._retry,
                 timeout=self._timeout,
@@ -123,13 +104,13 @@ class FirestoreTicketStore:
             stop=stop_after_delay(self._timeout),
             reraise=True,
         )
-        with self._translated("update"):
+        with _translated("update"):
             return retrying(apply)
 
     def mark_published(self, ticket_id: str, now: datetime) -> None:
         # A field update, not a transaction: it touches nothing a transition decides, and
         # costs a third of a read-modify-write on the ingest path.
-        with self._translated("update"):
+        with _translated("update"):
             self._collection.document(ticket_id).update(
                 {"published": True, "updated_at": now}, retry=self._retry, timeout=self._timeout
             )
@@ -148,7 +129,7 @@ class FirestoreTicketStore:
             # sources stop retrying a delivery within days, so a month of memory is plenty.
             "expire_at": received + DELIVERY_RETENTION,
         }
-        with self._translated("create"):
+        with _translated("create"):
             try:
                 self._delivery(source, delivery_id).create(record, retry=self._retry, timeout=self._timeout)
                 return True
@@ -156,7 +137,7 @@ class FirestoreTicketStore:
                 return False
 
     def release_delivery(self, source: str, delivery_id: str) -> None:
-        with self._translated("delete"):
+        with _translated("delete"):
             self._delivery(source, delivery_id).delete(retry=self._retry, timeout=self._timeout)
 
     def find(
@@ -186,11 +167,11 @@ class FirestoreTicketStore:
         return self._tickets(query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit))
 
     def _tickets(self, query: Any) -> list[Ticket]:
-        with self._translated("query"):
-            return [_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
+        with _translated("query"):
+            return [ticket_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
 
     def _created(
-        self, status: Status | None, since: datetime, until: datetime | None = None, path: Path | None = None
+        self, status: Status | None, since: datetime, until: datetime | None = None, path: AnswerPath | None = None
     ) -> Any:
         query: Any = self._collection
         if status is not None:
@@ -203,20 +184,25 @@ class FirestoreTicketStore:
         return query
 
     def count(
-        self, *, since: datetime, until: datetime | None = None, status: Status | None = None, path: Path | None = None
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        status: Status | None = None,
+        path: AnswerPath | None = None,
     ) -> int:
-        with self._translated("count"):
+        with _translated("count"):
             result = self._created(status, since, until, path).count(alias="n").get(timeout=self._timeout)
         return int(result[0][0].value)
 
     def token_totals(self, *, since: datetime) -> tuple[int, int, int]:
-        query = self._created(None, since, path=Path.CLASSIFIER)
+        query = self._created(None, since, path=AnswerPath.CLASSIFIER)
         aggregation = (
             query.count(alias="n")
             .sum("classification.input_tokens", alias="input")
             .sum("classification.output_tokens", alias="output")
         )
-        with self._translated("aggregate"):
+        with _translated("aggregate"):
             values = {r.alias: r.value for r in aggregation.get(timeout=self._timeout)[0]}
         return int(values["n"]), int(values["input"] or 0), int(values["output"] or 0)
 
@@ -225,10 +211,11 @@ class FirestoreTicketStore:
         query = self._collection.where(filter=FieldFilter("created_at", ">=", since))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
         query = query.select(["time_to_classify_ms"])
-        with self._translated("query"):
-            values = [s.get("time_to_classify_ms") for s in query.stream(timeout=self._timeout) if s.exists]
+        with _translated("query"):
+            # A ticket not classified yet has no such field: the projection leaves it out.
+            values = [(s.to_dict() or {}).get("time_to_classify_ms") for s in query.stream(timeout=self._timeout)]
         return [float(v) for v in values if isinstance(v, int | float)]
 
     def delete(self, ticket_id: str) -> None:
-        with self._translated("delete"):
+        with _translated("delete"):
             self._collection.document(ticket_id).delete(retry=self._retry, timeout=self._timeout)

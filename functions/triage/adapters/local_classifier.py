@@ -19,6 +19,7 @@ neighbours they are the taxonomy's default priority and the category's group.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..domain import Classification, Labels, LabelSource, Neighbour, Path, Taxonomy
+from ..domain import AnswerPath, Classification, Labels, LabelSource, Neighbour, Taxonomy, vote_weight
 from ..ports import ClassificationRequest, Embedder, Memory
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,21 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     shifted = (scores - scores.max()) / temperature
     weights = np.exp(shifted)
     return weights / weights.sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """The local classifier's view of one ticket, label by label."""
+
+    names: list[str]  # the taxonomy's categories, in order
+    probabilities: np.ndarray  # of each category: the taxonomy, the neighbours and the head, blended
+    description_scores: np.ndarray  # each category's description and examples against the ticket
+    from_neighbours: np.ndarray  # the neighbours' weighted vote, normalised
+    from_head: np.ndarray | None  # the lexical head's probabilities, once fitted
+    blend: float  # how much the memory (neighbours and head) weighs against the taxonomy
+    neighbours: list[Neighbour]
+    priority_scores: dict[str, float]  # the neighbours' weighted priority vote, plus the default's prior
+    group_votes: dict[str, dict[str, float]]  # per category, the neighbours' weighted group vote
 
 
 class LexicalHead:
@@ -117,10 +133,6 @@ class LocalEmbeddingClassifier:
                 ]
             return self._prototypes[taxonomy]
 
-    def _weight(self, neighbour: Neighbour) -> float:
-        boost = self._human_weight if neighbour.label_source is LabelSource.HUMAN else 1.0
-        return max(neighbour.similarity, 0.0) ** self._exponent * boost
-
     def fit_head(self, tenant: str, entries: Iterable[tuple[str, str, bool]]) -> LexicalHead | None:
         """Fit the lexical head of a tenant from (text, category, verified by a human) now."""
         texts, categories, weights = [], [], []
@@ -173,7 +185,8 @@ class LocalEmbeddingClassifier:
 
     # ------------------------------------------------------------------ classify
 
-    def classify(self, request: ClassificationRequest) -> Classification:
+    def estimate(self, request: ClassificationRequest) -> Estimate:
+        """What the evidence says about each label of the ticket."""
         taxonomy = request.taxonomy
         names = list(taxonomy.category_names)
         category_vectors = self._prototypes_for(taxonomy)
@@ -192,7 +205,7 @@ class LocalEmbeddingClassifier:
         for neighbour in neighbours:
             if neighbour.labels.category not in names:
                 continue  # a label from an older taxonomy teaches nothing
-            weight = self._weight(neighbour)
+            weight = vote_weight(neighbour, exponent=self._exponent, human_weight=self._human_weight)
             votes[names.index(neighbour.labels.category)] += weight
             priority_votes[neighbour.labels.priority] += weight
             group_votes[neighbour.labels.category][neighbour.labels.assignment_group] += weight
@@ -208,38 +221,58 @@ class LocalEmbeddingClassifier:
         else:
             from_memory = from_neighbours
         blend = evidence / (evidence + self._prior_strength)
-        probabilities = blend * from_memory + (1.0 - blend) * from_taxonomy
+        # Priority descriptions embedded like categories proved noise (a cracked laptop came out
+        # Critical): the neighbours' vote decides, with the taxonomy's default as a prior.
+        priority_scores = {name: priority_votes.get(name, 0.0) for name in taxonomy.priority_names}
+        priority_scores[taxonomy.default_priority] += self._prior_strength
+        return Estimate(
+            names=names,
+            probabilities=blend * from_memory + (1.0 - blend) * from_taxonomy,
+            description_scores=description_scores,
+            from_neighbours=from_neighbours,
+            from_head=from_head,
+            blend=blend,
+            neighbours=neighbours,
+            priority_scores=priority_scores,
+            group_votes={c: dict(v) for c, v in group_votes.items()},
+        )
 
-        best = int(np.argmax(probabilities))
-        category = names[best]
-        priority = self._priority(priority_votes, taxonomy)
-        groups = {g: w for g, w in group_votes[category].items() if g in taxonomy.assignment_group_names}
+    def classify(self, request: ClassificationRequest) -> Classification:
+        taxonomy = request.taxonomy
+        estimate = self.estimate(request)
+        best = int(np.argmax(estimate.probabilities))
+        category = estimate.names[best]
+        priority = max(estimate.priority_scores, key=estimate.priority_scores.__getitem__)
+        groups = {
+            g: w for g, w in estimate.group_votes.get(category, {}).items() if g in taxonomy.assignment_group_names
+        }
         assignment_group = max(groups, key=groups.__getitem__) if groups else taxonomy.default_group_for(category)
-
         return Classification(
             labels=Labels(category=category, priority=priority, assignment_group=assignment_group),
-            confidence=round(float(probabilities[best]), 4),
+            confidence=round(float(estimate.probabilities[best]), 4),
             rationale=self._rationale(
                 category,
-                description_scores[best],
-                neighbours,
-                from_neighbours[best],
-                from_head[best] if from_head is not None else None,
-                blend,
+                estimate.description_scores[best],
+                estimate.neighbours,
+                estimate.from_neighbours[best],
+                estimate.from_head[best] if estimate.from_head is not None else None,
+                estimate.blend,
             ),
-            path=Path.CLASSIFIER,
+            path=AnswerPath.CLASSIFIER,
             classifier=NAME,
         )
 
-    def _priority(self, votes: dict[str, float], taxonomy: Taxonomy) -> str:
-        """The weighted vote of the labelled neighbours, with the taxonomy's default as a prior.
-
-        Priority descriptions embedded like categories proved noise (a cracked laptop came out
-        Critical), so an empty memory answers the default priority.
-        """
-        scores = {name: votes.get(name, 0.0) for name in taxonomy.priority_names}
-        scores[taxonomy.default_priority] += self._prior_strength
-        return max(scores, key=scores.__getitem__)
+    def agreement(self, request: ClassificationRequest, labels: Labels) -> float:
+        """How far this classifier's evidence backs another classifier's labels, in [0, 1]: its
+        probability of their category, scaled by how its priority vote rates their priority
+        against its own choice. An LLM's labels are trusted for write-back only this far."""
+        estimate = self.estimate(request)
+        if labels.category not in estimate.names:
+            return 0.0
+        category = float(estimate.probabilities[estimate.names.index(labels.category)])
+        best_priority = max(estimate.priority_scores.values())
+        priority = estimate.priority_scores.get(labels.priority, 0.0) / best_priority if best_priority > 0 else 0.0
+        return round(category * priority, 4)
 
     @staticmethod
     def _rationale(

@@ -13,7 +13,7 @@ from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
 from google.cloud import pubsub_v1
 
-from .. import messages
+from ..domain import MessageKind, messages
 from ..errors import PublishFailed
 
 
@@ -30,7 +30,7 @@ class PubSubPublisher:
         client = pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_latency=0.002))
         return cls(client, client.topic_path(project, topic), timeout_seconds=timeout_seconds)
 
-    def publish(self, ticket_id: str, kind: str) -> str:
+    def publish(self, ticket_id: str, kind: MessageKind) -> str:
         try:
             future = self._client.publish(
                 self._topic_path,
@@ -38,7 +38,7 @@ class PubSubPublisher:
                 retry=self._retry,
                 timeout=self._timeout,
                 ticket_id=ticket_id,
-                kind=kind,
+                kind=str(kind),
             )
             return future.result(timeout=self._timeout)
         except (google_exceptions.GoogleAPIError, concurrent.futures.TimeoutError, TimeoutError) as error:

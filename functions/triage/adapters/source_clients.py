@@ -8,7 +8,7 @@ errors. Anything else (400, 401, 403, 404) fails at once: retrying will not fix 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -19,10 +19,9 @@ from tenacity import (
     stop_before_delay,
 )
 
-from ..domain import Ticket
+from ..domain import Call, Ticket
 from ..errors import WritebackFailed
-from ..integrations import jira, servicenow
-from ..writeback import Call
+from ..sources import Source
 from .retries import RETRYABLE_STATUS, WaitHonouringRetryAfter
 
 log = logging.getLogger(__name__)
@@ -35,25 +34,24 @@ class _Retryable(Exception):
 
 
 class HttpSourceClient:
+    """One source's REST API with Basic auth; ``source`` says which paths read a ticket's fields."""
+
     def __init__(
         self,
+        source: Source,
         *,
-        name: str,
         base_url: str,
         username: str,
         password: str,
-        read_request: Callable[[Ticket], tuple[str, Mapping[str, str]]],
-        read_fields: Callable[[Mapping[str, Any]], Mapping[str, Any]],
         timeout_seconds: float = 10.0,
-        max_attempts: int = 4,
+        http_attempts: int = 4,
         retry_initial_seconds: float = 0.5,
         retry_max_seconds: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ):
-        self.name = name
+        self.name = source.title
         self.base_url = base_url.rstrip("/")
-        self._read_request = read_request
-        self._read_fields = read_fields
+        self._source = source
         self._client = httpx.Client(
             base_url=self.base_url,
             auth=(username, password),
@@ -64,10 +62,14 @@ class HttpSourceClient:
         self._retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, (_Retryable, httpx.TransportError))),
             wait=WaitHonouringRetryAfter(retry_initial_seconds, maximum=min(10.0, retry_max_seconds)),
-            stop=stop_after_attempt(max_attempts) | stop_before_delay(retry_max_seconds),
+            stop=stop_after_attempt(http_attempts) | stop_before_delay(retry_max_seconds),
             before_sleep=lambda state: log.warning(
                 "write-back call failed; retrying",
-                extra={"source": name, "attempt": state.attempt_number, "error": repr(state.outcome.exception())},
+                extra={
+                    "source": source.name,
+                    "attempt": state.attempt_number,
+                    "error": repr(state.outcome.exception()),
+                },
             ),
             reraise=True,
         )
@@ -90,35 +92,8 @@ class HttpSourceClient:
         return response
 
     def read(self, ticket: Ticket) -> Mapping[str, Any]:
-        path, params = self._read_request(ticket)
-        return self._read_fields(self._request("GET", path, params, None).json())
+        path, params = self._source.read_request(ticket)
+        return self._source.read_fields(self._request("GET", path, params, None).json())
 
     def send(self, call: Call) -> int:
         return self._request(call.method, call.path, call.params, call.body).status_code
-
-
-def jira_client(*, base_url: str, email: str, api_token: str, **options: Any) -> HttpSourceClient:
-    return HttpSourceClient(
-        name="Jira",
-        base_url=base_url,
-        username=email,
-        password=api_token,
-        read_request=lambda t: (f"/rest/api/3/issue/{jira.issue_key(t)}", {"fields": "labels,components,priority"}),
-        read_fields=jira.read_fields,
-        **options,
-    )
-
-
-def servicenow_client(*, base_url: str, user: str, password: str, **options: Any) -> HttpSourceClient:
-    return HttpSourceClient(
-        name="ServiceNow",
-        base_url=base_url,
-        username=user,
-        password=password,
-        read_request=lambda t: (
-            f"/api/now/table/incident/{t.external_id}",
-            {"sysparm_fields": "category,assignment_group", "sysparm_display_value": "true"},
-        ),
-        read_fields=servicenow.read_fields,
-        **options,
-    )
