@@ -2,7 +2,8 @@
 
 Entry points only: decode the request or event, look up what handles it, call it. The
 composition root (``triage.bootstrap``) binds every handler to its collaborators once per
-process; the logic lives in the ``triage`` package.
+process, and prepares them when the instance starts (below, at import), not on the first
+request; the logic lives in the ``triage`` package.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from triage.domain import messages
 from triage.errors import PermanentError
 
 log = logging.getLogger("triage.worker")
+
+# The clients and the model of the function being served (FUNCTION_TARGET), before its first request.
+bootstrap.start_instance()
 
 
 @functions_framework.http

@@ -22,8 +22,62 @@ locals {
     # GET /stats: tickets created in a window, by status and by the path that answered.
     status_created = { equality = "status", then = "created_at", order = "ASCENDING" }
     path_created   = { equality = "classification.path", then = "created_at", order = "ASCENDING" }
+    # ... and by the classifier that answered (the local classifier is not an LLM call).
+    classifier_created = { equality = "classification.classifier", then = "created_at", order = "ASCENDING" }
     # GET /tickets?status=...: the newest tickets of one status, for the review console.
     status_recent = { equality = "status", then = "updated_at", order = "DESCENDING" }
+  }
+}
+
+# The memory's record (FirestoreMemoryRecords): the entries answered from a corrected one, per tenant,
+# and those written since a time.
+# (A tenant's scan, `triage rebuild`, orders by document name: a single-field index serves it.)
+locals {
+  memory_indexes = {
+    tenant_followers = { equality = "tenant", then = "source_ticket_id", order = "ASCENDING" }
+    # `triage rebuild`'s later passes: the entries recorded while it ran.
+    tenant_updated = { equality = "tenant", then = "updated_at", order = "ASCENDING" }
+  }
+}
+
+resource "google_firestore_index" "memory" {
+  for_each = local.memory_indexes
+
+  database   = google_firestore_database.main.name
+  collection = local.memory_collection
+
+  fields {
+    field_path = each.value.equality
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = each.value.then
+    order      = each.value.order
+  }
+}
+
+# Each tenant's measured outcomes of memory answers (FirestoreCalibrations, the `outcomes`
+# subcollection of a calibration): one value's record of a label, read when an outcome
+# re-checks that value's bar.
+locals {
+  calibration_indexes = {
+    outcomes_by_value = { equality = "label", then = "value", order = "ASCENDING" }
+  }
+}
+
+resource "google_firestore_index" "calibration_outcomes" {
+  for_each = local.calibration_indexes
+
+  database   = google_firestore_database.main.name
+  collection = "outcomes"
+
+  fields {
+    field_path = each.value.equality
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = each.value.then
+    order      = each.value.order
   }
 }
 

@@ -92,12 +92,72 @@ resource "google_logging_metric" "tickets_failed" {
 
 resource "google_logging_metric" "tickets_corrected" {
   name        = "${var.name_prefix}/tickets_corrected"
-  description = "Corrections a reviewer made (POST /tickets/{id}/feedback, the API's logs)."
-  filter      = "${local.api_logs} AND jsonPayload.message=\"ticket corrected\""
+  description = "Reviewers' verdicts (the API's logs): corrections (POST /tickets/{id}/feedback with new labels) and confirmations (POST /tickets/{id}/confirm), by verdict."
+  filter      = "${local.api_logs} AND jsonPayload.message=\"ticket reviewed\""
 
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
+    labels {
+      key = "verdict"
+    }
+  }
+  label_extractors = {
+    verdict = "EXTRACT(jsonPayload.verdict)"
+  }
+}
+
+# The precision promise, measured: each outcome of a memory answer (the worker's audits, the
+# API's confirmations and corrections), per label, value and result. Precision per category =
+# correct / (correct + wrong) over a window; /stats adds the 95% lower bound and the bar.
+resource "google_logging_metric" "memory_outcomes" {
+  name        = "${var.name_prefix}/memory_outcomes"
+  description = "Measured outcomes of memory answers, by label, value, source (audit, confirmation, correction) and result (correct, wrong)."
+  filter      = "(${local.api_logs} OR ${local.worker_logs}) AND jsonPayload.message=\"memory answer outcome\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    labels {
+      key = "label"
+    }
+    labels {
+      key = "value"
+    }
+    labels {
+      key = "source"
+    }
+    labels {
+      key = "result"
+    }
+  }
+  label_extractors = {
+    label  = "EXTRACT(jsonPayload.label)"
+    value  = "EXTRACT(jsonPayload.value)"
+    source = "EXTRACT(jsonPayload.source)"
+    result = "EXTRACT(jsonPayload.result)"
+  }
+}
+
+# A bar that rose by itself because the measured precision of a value fell below the target.
+resource "google_logging_metric" "memory_threshold_tightened" {
+  name        = "${var.name_prefix}/memory_threshold_tightened"
+  description = "Memory bars tightened by the live check, by label and value."
+  filter      = "(${local.api_logs} OR ${local.worker_logs}) AND jsonPayload.message=~\"^memory threshold tightened\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    labels {
+      key = "label"
+    }
+    labels {
+      key = "value"
+    }
+  }
+  label_extractors = {
+    label = "EXTRACT(jsonPayload.label)"
+    value = "EXTRACT(jsonPayload.value)"
   }
 }
 
@@ -274,6 +334,7 @@ resource "google_monitoring_dashboard" "triage" {
       classification_latency = google_logging_metric.classification_latency.name
       tickets_failed         = google_logging_metric.tickets_failed.name
       tickets_corrected      = google_logging_metric.tickets_corrected.name
+      memory_outcomes        = google_logging_metric.memory_outcomes.name
       llm_input_tokens       = google_logging_metric.llm_input_tokens.name
       llm_output_tokens      = google_logging_metric.llm_output_tokens.name
     }

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+from triage.decision import Calibration
 from triage.domain import (
     AnswerPath,
     Classification,
@@ -35,6 +36,7 @@ from triage.errors import (
     UnknownTicket,
 )
 from triage.ports import ClassificationRequest
+from triage.precision import live_check
 
 
 class FakeClock:
@@ -85,12 +87,6 @@ class InMemoryTicketStore:
             self.writes += 1
             return updated
 
-    def mark_published(self, ticket_id: str, now: datetime) -> None:
-        with self._lock:
-            self._maybe_fail("mark_published")
-            if ticket_id in self.tickets:
-                self.tickets[ticket_id] = dataclasses.replace(self.tickets[ticket_id], published=True, updated_at=now)
-
     def claim_delivery(self, source: str, delivery_id: str) -> bool:
         with self._lock:
             self._maybe_fail("claim_delivery")
@@ -136,9 +132,19 @@ class InMemoryTicketStore:
             and (until is None or t.created_at < until)
         ]
 
-    def count(self, *, since, until=None, status=None, path=None):
+    def count(self, *, since, until=None, status=None, path=None, classifier=None):
         with self._lock:
-            return len(self._created(status, since, until, path))
+            found = self._created(status, since, until, path)
+            if classifier is not None:
+                found = [t for t in found if t.classification and t.classification.classifier == classifier]
+            return len(found)
+
+    def answers(self, *, since, limit=1000):
+        with self._lock:
+            recent = sorted(
+                (t for t in self.tickets.values() if t.created_at >= since), key=lambda t: t.created_at, reverse=True
+            )[:limit]
+            return [(t.classification.labels.category, t.classification.path) for t in recent if t.classification]
 
     def token_totals(self, *, since):
         with self._lock:
@@ -230,9 +236,9 @@ class InMemoryMemory:
         for entry in entries:
             self.stored[entry.ticket_id] = entry
 
-    def known(self, ticket_ids: Sequence[str]) -> set[str]:
+    def known(self, ticket_ids: Sequence[str], *, tenant: str) -> set[str]:
         self._check()
-        return {i for i in ticket_ids if i in self.stored}
+        return {i for i in ticket_ids if i in self.stored and self.stored[i].tenant == tenant}
 
     def entries(self, tenant: str) -> Iterator[MemoryEntry]:
         self._check()
@@ -252,6 +258,13 @@ class InMemoryMemory:
                     other, labels=labels, label_source=LabelSource.MEMORY
                 )
         return True
+
+    def health(self) -> dict[str, dict[str, object]]:
+        self._check()
+        tenants: dict[str, int] = {}
+        for entry in self.stored.values():
+            tenants[entry.tenant] = tenants.get(entry.tenant, 0) + 1
+        return {t: {"recorded": n, "indexed": n, "index_missing": False} for t, n in sorted(tenants.items())}
 
 
 class ScriptedClassifier:
@@ -281,3 +294,68 @@ class ScriptedClassifier:
             path=AnswerPath.CLASSIFIER,
             classifier=self.name,
         )
+
+
+class InMemoryCalibrations:
+    """Calibrations and outcomes in a dict; tightens bars by the same rule as the Firestore one."""
+
+    def __init__(self) -> None:
+        self.calibrations: dict[str, Calibration] = {}
+        self.recorded: dict[tuple[str, str, str], dict] = {}
+
+    def get(self, tenant: str) -> Calibration | None:
+        """The decision, without the records its bars were fitted on (only the live check reads them)."""
+        found = self.calibrations.get(tenant)
+        if found is None:
+            return None
+        labels = {
+            name: dataclasses.replace(
+                label,
+                thresholds={v: {k: x for k, x in bar.items() if k != "record"} for v, bar in label.thresholds.items()},
+            )
+            for name, label in found.labels.items()
+        }
+        return dataclasses.replace(found, labels=labels)
+
+    def save(self, calibration: Calibration) -> None:
+        self.calibrations[calibration.tenant] = calibration
+
+    def outcomes(self, tenant: str, label: str, value: str | None = None) -> list[dict]:
+        return [
+            o
+            for (owner, _, name, _judge), o in self.recorded.items()
+            if owner == tenant and name == label and (value is None or o["value"] == value)
+        ]
+
+    def record(self, *, tenant, ticket_id, label, value, probability, correct, source):
+        key = (tenant, ticket_id, label, "audit" if source == "audit" else "review")
+        if key in self.recorded:
+            return None
+        self.recorded[key] = {"label": label, "value": value, "probability": probability, "correct": correct,
+                              "source": source, "ticket_id": ticket_id}  # fmt: skip
+        return {"tightened": self._tighten(tenant, label, value)}
+
+    def measured(self, tenant: str) -> dict:
+        found: dict = {}
+        for (owner, *_), o in self.recorded.items():
+            if owner == tenant:
+                counts = found.setdefault(o["label"], {}).setdefault(o["value"], {"answered": 0, "correct": 0})
+                counts["answered"] += 1
+                counts["correct"] += int(o["correct"])
+        return found
+
+    def _tighten(self, tenant, label, value):
+        calibration = self.calibrations.get(tenant)
+        fitted = calibration.labels.get(label) if calibration else None
+        bar = dict(fitted.thresholds.get(value) or {}) if fitted else {}
+        if calibration is None or bar.get("threshold") is None:
+            return None
+        live = [(o["probability"], int(o["correct"])) for o in self.outcomes(tenant, label, value)]
+        checked = live_check(bar, [*(tuple(r) for r in bar.get("record") or []), *live], target=calibration.target)
+        if not checked.get("changed"):
+            return None
+        checked = {**checked, "tightened_at": datetime.now(UTC).isoformat(), "previous": bar.get("threshold")}
+        thresholds = {**fitted.thresholds, value: checked}
+        labels = {**calibration.labels, label: dataclasses.replace(fitted, thresholds=thresholds)}
+        self.calibrations[tenant] = dataclasses.replace(calibration, labels=labels)
+        return checked

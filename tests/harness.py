@@ -20,6 +20,7 @@ import functions_framework
 from tests.fakes import (
     FakeClock,
     HashingEmbedder,
+    InMemoryCalibrations,
     InMemoryMemory,
     InMemoryTicketStore,
     RecordingPublisher,
@@ -53,6 +54,7 @@ class Engine:
         self.embedder = HashingEmbedder()
         self.classifier = ScriptedClassifier(labels, confidence)
         self.clock = FakeClock()
+        self.calibrations = InMemoryCalibrations()
         self.taxonomy = taxonomy
         self.queue = service.WritebackQueue(writeback_sources, self.writeback_publisher) if writeback_sources else None
         bootstrap.reset()  # settings come from the environment as it is now
@@ -67,6 +69,7 @@ class Engine:
             "taxonomy": taxonomy,
             "writeback": self.queue,
             "targets": targets or {},
+            "calibrations": self.calibrations,
         }
         if options is not None:
             components["options"] = options
@@ -102,6 +105,9 @@ class Engine:
 
     def feedback(self, ticket_id: str, feedback: service.Feedback) -> Ticket:
         return bootstrap.bind(service.record_feedback)(ticket_id, feedback)
+
+    def audit(self, ticket_id: str) -> service.Outcome:
+        return bootstrap.bind(service.audit)(ticket_id)
 
     def write_back(self, ticket_id: str) -> service.Outcome:
         return bootstrap.bind(service.write_back)(ticket_id)

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     tickets_collection: str = "tickets"
     memory_collection: str = "memory_entries"
     calibration_collection: str = "calibration"
+    # How long a process keeps a tenant's calibration before reading it again (a tightened bar is
+    # seen at once by the process that tightened it, by the others within this time).
+    calibration_cache_seconds: float = Field(60.0, ge=0)
     default_tenant: str = "default"
     publish_timeout_seconds: float = Field(10.0, gt=0)
 
@@ -97,8 +100,12 @@ class Settings(BaseSettings):
     memory_agreement_share: float = MemoryPolicy.agreement_share
     memory_similarity_exponent: float = MemoryPolicy.similarity_exponent
     memory_human_weight: float = MemoryPolicy.human_weight
-    memory_target_precision: float = 0.97
-    memory_audit_rate: float = 0.05
+    # How often a process looks again at whether a tenant's index is there (seconds; at once after a failure).
+    memory_index_check_seconds: float = Field(60.0, gt=0)
+    # The precision memory answers must keep: the default of `triage calibrate --target`.
+    memory_target_precision: float = Field(0.97, gt=0.5, lt=1.0)
+    # The share of memory answers the classifier of record also answers, in the background.
+    memory_audit_rate: float = Field(0.05, ge=0.0, le=1.0)
 
     few_shot_max_examples: int = Field(8, ge=0)
     few_shot_max_chars: int = Field(6_000, ge=0)

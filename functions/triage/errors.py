@@ -19,6 +19,8 @@ decides what happens next, so the tree is drawn by consequence::
     │   ├── StoreUnavailable       Firestore did not answer
     │   ├── PublishFailed          Pub/Sub did not acknowledge a publish
     │   ├── MemoryUnavailable      the Chroma server did not answer
+    │   │   └── MemoryIndexMissing a tenant's index is gone (Chroma lost it): no memory answers
+    │   │                          until `triage rebuild` restores it from Firestore
     │   ├── ClassifierUnavailable  the LLM kept failing after its retries (429, 5xx, timeouts)
     │   │   └── ClassifierMisconfigured  it refuses our credentials: an operator must act (alerts)
     │   └── TicketBusy             another delivery holds the ticket's lease
@@ -128,6 +130,13 @@ class PublishFailed(TransientError):
 
 class MemoryUnavailable(TransientError):
     pass
+
+
+class MemoryIndexMissing(MemoryUnavailable):
+    """Firestore holds a tenant's memory but Chroma has no index of it (lost, or emptied).
+
+    The memory answers nothing for the tenant rather than answer from a partial index; new
+    entries are still recorded in Firestore, and `triage rebuild` restores the index."""
 
 
 class ClassifierUnavailable(TransientError):

@@ -16,6 +16,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -48,6 +49,24 @@ CLASSIFY_SECONDS = Histogram(
     "Worker time per classified ticket (embed, memory, classifier, store).",
     ["path"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MEMORY_OUTCOMES = Counter(
+    "triage_memory_outcomes_total",
+    "Measured outcomes of memory answers, per label and value: by the audit (the classifier of record asked "
+    "in the background), a reviewer's confirmation or correction; result correct or wrong.",
+    ["label", "value", "source", "result"],
+)
+MEMORY_PRECISION = Gauge(
+    "triage_memory_precision",
+    "Per tenant, label and value, as last measured: precision of memory answers (measured), its 95% Wilson "
+    "lower bound (lower95), the target and the value's bar (threshold; -1: answers nothing from memory).",
+    ["tenant", "label", "value", "figure"],
+    multiprocess_mode="mostrecent",
+)
+THRESHOLD_TIGHTENED = Counter(
+    "triage_memory_threshold_tightened_total",
+    "Bars that rose by themselves because the measured precision fell below the target.",
+    ["label", "value"],
 )
 
 

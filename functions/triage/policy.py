@@ -25,6 +25,7 @@ serves its old label again.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -172,3 +173,12 @@ def select_examples(
         budget -= len(neighbour.text)
         chosen.append(neighbour)
     return chosen
+
+
+def sampled_for_audit(ticket_id: str, rate: float) -> bool:
+    """Whether a memory answer is also sent to the classifier of record (MEMORY_AUDIT_RATE):
+    the same choice for the same ticket on every delivery, ``rate`` of tickets over many."""
+    if rate <= 0.0:
+        return False
+    digest = hashlib.sha256(f"audit\0{ticket_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < rate

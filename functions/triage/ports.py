@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from .decision import Calibration, LabelEvidence
 from .domain import (
     AnswerPath,
     Call,
@@ -47,9 +48,6 @@ class Tickets(Protocol):
         through, having written nothing.
         """
 
-    def mark_published(self, ticket_id: str, now: datetime) -> None:
-        """Record that the ticket's work message was acknowledged (a single field write, no transaction)."""
-
     def delete(self, ticket_id: str) -> None: ...
 
 
@@ -81,8 +79,10 @@ class ReadModel(Protocol):
         until: datetime | None = None,
         status: Status | None = None,
         path: AnswerPath | None = None,
+        classifier: str | None = None,
     ) -> int:
-        """Tickets created in [since, until) with this status, or answered by this path: an aggregation."""
+        """Tickets created in [since, until) with this status, answered by this path, or by this
+        classifier: an aggregation (one filter at a time)."""
 
     def token_totals(self, *, since: datetime) -> tuple[int, int, int]:
         """(tickets, input tokens, output tokens) of tickets the classifier answered, created since."""
@@ -90,6 +90,10 @@ class ReadModel(Protocol):
     def classification_times(self, *, since: datetime, limit: int = 1000) -> list[float]:
         """Milliseconds from created to classified, of the newest ``limit`` tickets created since
         (those not classified yet have no figure)."""
+
+    def answers(self, *, since: datetime, limit: int = 1000) -> list[tuple[str, AnswerPath]]:
+        """(category, path) of the classification of each of the newest ``limit`` tickets
+        created since that have one: a projection."""
 
 
 class DeliveryLog(Protocol):
@@ -121,14 +125,17 @@ class Memory(Protocol):
     def remember(self, *entries: MemoryEntry) -> None:
         """Insert or replace the entries with these ticket ids (idempotent)."""
 
-    def known(self, ticket_ids: Sequence[str]) -> set[str]:
-        """Which of these ids the memory holds (in any tenant)."""
+    def known(self, ticket_ids: Sequence[str], *, tenant: str) -> set[str]:
+        """Which of these ids the memory holds for the tenant."""
 
     def entries(self, tenant: str) -> Iterator[MemoryEntry]:
         """Every entry of a tenant, without its embedding (``embedding`` is empty)."""
 
     def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
         """Give an entry, and entries answered from it, new labels; False if it is not in memory."""
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Per tenant: entries on record, entries indexed, and whether the index is missing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,11 +155,40 @@ class Classifier(Protocol):
         """Labels inside the taxonomy, or InvalidModelOutput / ClassifierUnavailable."""
 
 
+class EvidenceSource(Protocol):
+    """The local classifier, as the calibrated decision reads it."""
+
+    def evidence(self, request: ClassificationRequest) -> dict[str, LabelEvidence]:
+        """Per label, its distribution over the label's values and the parts of it."""
+
+
 class Verifier(Protocol):
     """A second opinion on another classifier's labels (the local classifier, on an LLM's)."""
 
     def agreement(self, request: ClassificationRequest, labels: Labels) -> float:
         """How far its own evidence backs ``labels``, in [0, 1]."""
+
+
+class Calibrations(Protocol):
+    """Each tenant's fitted decision, and the measured outcomes of its memory answers."""
+
+    def get(self, tenant: str) -> Calibration | None:
+        """The tenant's calibration; None if it was never calibrated."""
+
+    def save(self, calibration: Calibration) -> None: ...
+
+    def record(
+        self, *, tenant: str, ticket_id: str, label: str, value: str, probability: float, correct: bool, source: str
+    ) -> dict[str, Any] | None:
+        """Record an outcome of a memory answer (``source``: audit, confirmation or correction);
+        idempotent per ticket, label and judge (the audit, or the reviewer): None if recorded
+        before, else ``{"tightened": the value's new bar, or None}``."""
+
+    def outcomes(self, tenant: str, label: str, value: str | None = None) -> list[dict[str, Any]]:
+        """The recorded outcomes of a label (of one value)."""
+
+    def measured(self, tenant: str) -> dict[str, dict[str, dict[str, int]]]:
+        """Per label and value: outcomes recorded (``answered``) and how many were ``correct``."""
 
 
 class SourceClient(Protocol):

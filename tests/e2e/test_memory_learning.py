@@ -31,7 +31,7 @@ def test_a_correction_changes_what_the_memory_answers_next(local_lane, tmp_path)
             for i, text in enumerate(HISTORY)
         )
     )
-    environment = {**os.environ, **{k: v for k, v in local_lane.env.items() if k.startswith("CHROMA_")}}
+    environment = {**os.environ, **local_lane.env}  # the lane's Firestore, memory record and Chroma
     command = [
         str(Path(sys.executable).parent / "triage"),
         "backfill",

@@ -51,7 +51,8 @@ def tickets(ops_lane):
     first = submit_and_wait(ops_lane, VPN)
     again = submit_and_wait(ops_lane, VPN)
     printer = submit_and_wait(ops_lane, PRINTER)
-    status, _ = call(ops_lane, "POST", f"/tickets/{printer['ticket_id']}/feedback", {"category": "Hardware"})
+    other = "Purchase" if printer["labels"]["category"] != "Purchase" else "General"  # new labels: a correction
+    status, _ = call(ops_lane, "POST", f"/tickets/{printer['ticket_id']}/feedback", {"category": other})
     assert status == 200
     return first, again, printer
 
@@ -67,18 +68,27 @@ def test_stats_count_what_the_test_created(ops_lane, tickets):
         "Classified_By_Cache": 1,
         "Classified_By_AI": 1,
         "Corrected_By_Human": 1,
+        "Verified_By_Human": 0,
         "Failed": 0,
     }
-    # By the path that answered: the corrected printer ticket was still an LLM call.
+    # By what answered: the corrected printer ticket was still answered by the local classifier,
+    # which is no LLM call.
+    assert stats["answered_by"] == {"memory": 1, "llm": 0, "local_classifier": 2}
     assert stats["memory_hit_ratio"] == pytest.approx(1 / 3, abs=1e-4)
-    assert (stats["llm_calls"], stats["llm_calls_avoided"]) == (2, 1)
+    assert (stats["llm_calls"], stats["llm_calls_avoided"]) == (0, 1)
     # The local classifier reports no tokens: the configured estimate prices the avoided call.
     assert stats["tokens_per_llm_call_measured"] is False
     assert stats["estimated_savings"] == pytest.approx(1 * 1000 / 1000 * 0.5)
     assert stats["time_to_classification_ms"]["tickets"] == 3
     assert 0 < stats["time_to_classification_ms"]["p50"] <= stats["time_to_classification_ms"]["p95"] < 30_000
-    assert sum(b["memory"] for b in stats["series"]) == 1 and sum(b["llm"] for b in stats["series"]) == 2
-    assert len(stats["series"]) == 4
+    assert sum(b["memory"] for b in stats["series"]) == 1 and sum(b["llm"] for b in stats["series"]) == 0
+    assert sum(b["local_classifier"] for b in stats["series"]) == 2 and len(stats["series"]) == 4
+    # Not calibrated: the fixed policy decides; the table still lists what was answered.
+    precision = stats["precision"]
+    assert precision["calibrated"] is False and precision["tenant"] == "default" and precision["target"] == 0.97
+    rows = {r["value"]: r for r in precision["labels"]["category"]}
+    vpn = rows[first["labels"]["category"]]
+    assert vpn["tickets"] == 2 and vpn["answered_share"] == 0.5 and vpn["status"] == "no_bar"
 
 
 def test_stats_and_metrics_need_the_read_scope(ops_lane, tickets):
@@ -143,8 +153,9 @@ def test_the_console_loads_filters_and_corrects_a_ticket(ops_lane, tickets, brow
         }
 
     browser.get(f"{ops_lane.api_url}/console")
-    browser.find_element(By.ID, "load").click()
-    wait.until(lambda _: "401" in browser.find_element(By.ID, "error").text)  # no key, no data
+    # It loads at once, and without a key says so (an API without keys shows its data at once).
+    wait.until(lambda _: "401" in browser.find_element(By.ID, "error").text)
+    assert "needs a key" in browser.find_element(By.ID, "error").text
     assert rows() == {}
 
     browser.find_element(By.ID, "api-key").send_keys(KEY)
@@ -154,7 +165,14 @@ def test_the_console_loads_filters_and_corrects_a_ticket(ops_lane, tickets, brow
     assert browser.find_element(By.ID, "stat-total").text == "3"
     assert browser.find_element(By.ID, "stat-ratio").text == "33.3%"
     assert browser.find_element(By.ID, "stat-memory").text == "1"
+    assert browser.find_element(By.ID, "stat-llm").text == "0"  # the local classifier is no LLM
+    assert browser.find_element(By.ID, "stat-local").text == "2"
     assert browser.find_elements(By.CSS_SELECTOR, "#chart rect.bar-memory")
+    assert browser.find_elements(By.CSS_SELECTOR, "#chart rect.bar-local_classifier")
+    assert "not calibrated" in browser.find_element(By.ID, "precision-note").text
+    category = again["labels"]["category"]
+    precision_row = browser.find_element(By.CSS_SELECTOR, f'#precision tr[data-category="{category}"]')
+    assert precision_row.find_element(By.CSS_SELECTOR, ".share").text == "50.0% of 2"
 
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("Classified_By_Cache")
     wait.until(lambda _: set(rows()) == {again["ticket_id"]})
@@ -174,6 +192,18 @@ def test_the_console_loads_filters_and_corrects_a_ticket(ops_lane, tickets, brow
     browser.find_element(By.ID, "load").click()
     wait.until(lambda _: browser.find_element(By.ID, "stat-corrected").text == "2")
     assert browser.find_element(By.ID, "stat-memory").text == "1"
+
+    # A reviewer confirms the first ticket: it is verified, not corrected.
+    first = tickets[0]
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("Classified_By_AI")
+    wait.until(lambda _: first["ticket_id"] in rows())
+    rows()[first["ticket_id"]].find_element(By.CSS_SELECTOR, "button.confirm").click()
+    wait.until(lambda _: first["ticket_id"] not in rows())
+    wait.until(lambda _: browser.find_element(By.ID, "stat-confirmed").text == "1")
+    assert browser.find_element(By.ID, "stat-corrected").text == "2"
+    confirmed = call(ops_lane, "GET", f"/tickets/{first['ticket_id']}")[1]
+    assert confirmed["status"] == "Verified_By_Human" and confirmed["labels"] == first["labels"]
+    assert confirmed["corrections"][-1] == {**confirmed["corrections"][-1], "confirmed": True, "reviewer": "console"}
 
     stored = call(ops_lane, "GET", f"/tickets/{again['ticket_id']}")[1]
     assert stored["status"] == "Corrected_By_Human" and stored["labels"]["category"] == "Access"

@@ -308,7 +308,8 @@ def _dead_letters(terraform: Terraform) -> list[str]:
 
 
 def _firestore(terraform: Terraform, functions: Path) -> list[str]:
-    """A composite index whose first field is each equality the store queries on."""
+    """A composite index holding each equality the stores query on (the first field of one, or
+    the second of a two-equality query's)."""
     found = []
     adapters = sorted((functions / "triage" / "adapters").glob("firestore*.py"))
     store = "\n".join(path.read_text(encoding="utf-8") for path in adapters)
@@ -323,6 +324,7 @@ def _firestore(terraform: Terraform, functions: Path) -> list[str]:
             table = (terraform.locals.get(local.group(1)) if local else None) or {}
             key = first.removeprefix("${each.value").removesuffix("}").lstrip(".")
             indexed_fields |= {entry[key] if key else entry for entry in table.values()}
+            indexed_fields |= {entry["then"] for entry in table.values() if isinstance(entry, dict) and "then" in entry}
         else:
             indexed_fields.add(first)
     for field in sorted(queried - indexed_fields):

@@ -35,6 +35,7 @@ CLOUD_VIEWS = {
     "latency p50 and p95, by path": "classification_latency",
     "failed": "tickets_failed",
     "corrections": "tickets_corrected",
+    "memory answers right and wrong": "memory_outcomes",
     "dead letters": "pubsub.googleapis.com/subscription/num_undelivered_messages",
     "oldest unacknowledged": "pubsub.googleapis.com/subscription/oldest_unacked_message_age",
     "api 5xx": "run.googleapis.com/request_count",
@@ -47,6 +48,7 @@ GRAFANA_VIEWS = {
     "classification latency": "triage_classification_seconds_bucket",
     "failures": "triage_failures_total",
     "tickets by status": "triage_tickets_total",
+    "memory precision by category": "triage_memory_precision",
 }
 _PLACEHOLDER = re.compile(r"(?<!\$)\$\{([a-z_.]+)\}")
 _PROMQL_WORDS = frozenset(

@@ -391,7 +391,7 @@ MUTATIONS = {
     ),
     "dashboard-view-missing": (
         "infra/dashboard.json.tftpl",
-        '"title": "Corrections by reviewers per minute"',
+        '"title": "Reviewers\' corrections and confirmations per minute"',
         '"title": "Reviews per minute"',
         "no tile 'corrections'",
     ),

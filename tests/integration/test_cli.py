@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support import connect_chroma
+from emulators.stack import free_port
+from tests.support import durable_memory
 from triage import bootstrap, cli
 
 DATA = Path(__file__).parents[1] / "data"
@@ -19,15 +20,17 @@ COLUMNS = ["--title-column", "Document", "--category-column", "Topic_group"]
 
 
 @pytest.fixture
-def chroma_env(infrastructure, embedder, monkeypatch):
-    chroma = urlsplit(infrastructure.chroma_url)
+def chroma_env(emulator_env, embedder, monkeypatch):
+    """The memory on the Firestore emulator and the Chroma server, in collections of this test's own."""
+    chroma = urlsplit(emulator_env.chroma_url)
     collection = f"cli-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("CHROMA_HOST", chroma.hostname)
     monkeypatch.setenv("CHROMA_PORT", str(chroma.port))
     monkeypatch.setenv("CHROMA_COLLECTION", collection)
+    monkeypatch.setenv("MEMORY_COLLECTION", collection)
     monkeypatch.setenv("TAXONOMY_FILE", str(DATA / "it_service_taxonomy.json"))
     bootstrap.override(embedder=embedder)
-    return infrastructure.chroma_url, collection
+    return emulator_env, collection
 
 
 def run(capsys, *arguments: str) -> tuple[int, dict]:
@@ -46,7 +49,7 @@ def first_rows(tmp_path: Path, count: int) -> Path:
 
 
 def test_backfill_loads_then_skips_and_resumes(chroma_env, capsys, tmp_path, embedder):
-    url, collection = chroma_env
+    stack, collection = chroma_env
     code, report = run(capsys, "backfill", str(first_rows(tmp_path, 150)), *COLUMNS)
     assert code == 0 and (report["loaded"], report["skipped"], report["rejected"]) == (150, 0, 0)
     # As if the first run had stopped after 150 rows: the full run loads only the rest.
@@ -54,10 +57,43 @@ def test_backfill_loads_then_skips_and_resumes(chroma_env, capsys, tmp_path, emb
     assert (report["loaded"], report["skipped"]) == (250, 150)
     code, report = run(capsys, "backfill", str(SAMPLE), *COLUMNS)
     assert (report["loaded"], report["skipped"]) == (0, 400)
-    memory = connect_chroma(url, collection, embedder.name, embedder.version)
-    assert memory.count() == 400
+    memory = durable_memory(stack, collection, embedder.name, embedder.version)
+    assert memory.index.count("default") == 400 and memory.records.count("default") == 400
     query = embedder.embed(["unable to access shared folder"])[0]
     assert memory.nearest(query, tenant="default", limit=3)[0].label_source.value == "imported"
+
+
+def test_two_shards_load_exactly_what_one_run_loads(chroma_env, capsys, monkeypatch, embedder):
+    stack, collection = chroma_env
+    _, first = run(capsys, "backfill", str(SAMPLE), *COLUMNS, "--shard", "0/2")
+    monkeypatch.setenv("CLOUD_RUN_TASK_INDEX", "1")  # a Cloud Run job's second task
+    monkeypatch.setenv("CLOUD_RUN_TASK_COUNT", "2")
+    _, second = run(capsys, "backfill", str(SAMPLE), *COLUMNS, "--shard", "auto")
+    assert (first["shard"], second["shard"]) == ("0/2", "1/2")
+    assert first["loaded"] + second["loaded"] == 400 and first["other_shards"] == second["loaded"]
+    sharded = durable_memory(stack, collection, embedder.name, embedder.version)
+    monkeypatch.setenv("MEMORY_COLLECTION", "whole-" + collection)
+    monkeypatch.setenv("CHROMA_COLLECTION", "whole-" + collection)
+    bootstrap.reset()
+    bootstrap.override(embedder=embedder)
+    _, whole = run(capsys, "backfill", str(SAMPLE), *COLUMNS)
+    unsharded = durable_memory(stack, "whole-" + collection, embedder.name, embedder.version)
+    assert whole["loaded"] == 400
+    assert entries(sharded) == entries(unsharded)
+
+
+def entries(memory) -> list[tuple]:
+    """Every entry on record and in the index, as comparable values."""
+    recorded = sorted((e.ticket_id, e.text, e.labels, e.label_source) for _, e in memory.records.scan("default"))
+    indexed = sorted((e.ticket_id, e.text, e.labels, e.label_source) for e in memory.index.entries("default"))
+    assert recorded == indexed
+    return recorded
+
+
+@pytest.mark.parametrize("shard", ["3/2", "x/4", "1/0", "-1/2", "2"])
+def test_a_shard_that_cannot_be_is_refused(chroma_env, capsys, shard):
+    assert cli.main(["backfill", str(SAMPLE), *COLUMNS, f"--shard={shard}"]) == 1
+    assert "--shard" in capsys.readouterr().err
 
 
 def test_backfill_rejects_labels_outside_the_taxonomy_with_reasons(chroma_env, capsys, monkeypatch):
@@ -68,8 +104,8 @@ def test_backfill_rejects_labels_outside_the_taxonomy_with_reasons(chroma_env, c
     assert "category 'HR Support' is not in the taxonomy" in report["rejected_reasons"]
 
 
-def test_reindex_rebuilds_a_memory_built_by_another_model(chroma_env, capsys, embedder):
-    url, collection = chroma_env
+def test_rebuild_builds_the_index_for_another_model_from_the_record(chroma_env, capsys, embedder):
+    stack, collection = chroma_env
     code, _ = run(capsys, "backfill", str(SAMPLE), *COLUMNS)
     assert code == 0
 
@@ -84,51 +120,79 @@ def test_reindex_rebuilds_a_memory_built_by_another_model(chroma_env, capsys, em
     bootstrap.reset()  # a new process: nothing built for the old model survives
     bootstrap.override(embedder=Renamed())
     assert cli.main(["backfill", str(SAMPLE), *COLUMNS]) == 1
-    assert "run `triage reindex`" in capsys.readouterr().err
-    code, result = run(capsys, "reindex")
-    assert result == {"entries": 400, "model": "minilm-renamed@2", "seconds": result["seconds"]}
-    assert connect_chroma(url, collection, "minilm-renamed", "2").count() == 400
+    assert "run `triage rebuild`" in capsys.readouterr().err
+    code, result = run(capsys, "rebuild")
+    assert (result["entries"], result["embedded"], result["model"]) == ({"default": 400}, 400, "minilm-renamed@2")
+    assert durable_memory(stack, collection, "minilm-renamed", "2").index.count("default") == 400
     code, report = run(capsys, "backfill", str(SAMPLE), *COLUMNS)
     assert (report["loaded"], report["skipped"]) == (0, 400)
+
+
+def test_a_rebuild_against_an_unreachable_chroma_fails_with_a_clear_message(chroma_env, capsys, monkeypatch, tmp_path):
+    assert run(capsys, "backfill", str(first_rows(tmp_path, 20)), *COLUMNS)[0] == 0
+    monkeypatch.setenv("CHROMA_PORT", str(free_port()))
+    bootstrap.reset()
+    assert cli.main(["rebuild"]) == 1
+    assert "triage rebuild: Chroma" in capsys.readouterr().err
 
 
 def test_evaluate_prints_one_table_of_figures(chroma_env, capsys):
     code, result = run(capsys, "evaluate", str(SAMPLE), *COLUMNS)
     assert code == 0
-    assert result["tickets"] == 400 and result["held_out"] == 80
+    assert result["tickets"] == 400 and result["held_out"] == 80 and result["labels"] == ["category"]
     systems = result["systems"]
-    assert set(systems) == {"triage", "fixed_1nn_0.80", "tfidf_linear_svc"}
-    for name, figures in systems.items():
+    memories = {"triage", "fixed_policy", "fixed_1nn_0.80", "servicenow", "servicenow_wilson"}
+    assert set(systems) == memories | {"tfidf_linear_svc"}
+    for name in ("triage", "fixed_1nn_0.80", "tfidf_linear_svc"):
+        figures = systems[name]
         assert 0.3 < figures["accuracy"] <= 1 and 0 < figures["macro_f1"] <= 1, name
-    assert 0 <= systems["triage"]["llm_calls_avoided"] <= 1
+    for name in memories:
+        assert 0 <= systems[name]["llm_calls_avoided"] <= 1, name
+    assert {"llm_calls_avoided", "memory_precision", "macro_f1"} <= set(systems["triage"])
     assert systems["tfidf_linear_svc"]["llm_calls_avoided"] is None
-    cli.main(["evaluate", str(SAMPLE), *COLUMNS])
+    assert 0 <= result["decision"]["category"]["ece"] <= 1
+    cli.main(["evaluate", str(SAMPLE), *COLUMNS, "--no-servicenow"])
     table = capsys.readouterr().out
-    assert "| triage: memory policy + local classifier" in table and "GPTCache-style" in table
+    assert "| triage: calibrated decision + local classifier" in table and "GPTCache-style" in table
+    assert "today's fixed policy" in table and "ServiceNow-style" not in table and "| category " in table
 
 
-def test_calibrate_writes_the_chosen_settings(chroma_env, capsys, tmp_path):
-    output = tmp_path / "policy.env"
-    code, result = run(capsys, "calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.9", "--output", str(output))
-    assert code == 0
-    assert result["chosen"]["precision"] >= 0.9
-    assert result["curve"] == sorted(result["curve"], key=lambda p: p["answered"])
-    written = dict(line.split("=", 1) for line in output.read_text().splitlines() if not line.startswith("#"))
-    assert float(written["MEMORY_AGREEMENT_SIMILARITY"]) == result["chosen"]["settings"]["MEMORY_AGREEMENT_SIMILARITY"]
-    impossible = tmp_path / "none.env"
+def test_calibrate_stores_the_fitted_calibration(chroma_env, capsys):
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    code, result = run(capsys, "calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.9", "--tenant", tenant)
+    assert code == 0 and result["stored"] and result["tenant"] == tenant
+    stored = bootstrap.calibrations().get(tenant)
+    assert stored is not None and stored.target == 0.9 and stored.fitted_on == 400
+    assert set(stored.labels) == {"category"}
+    category = stored.labels["category"]
+    assert category.model["fitted_on"] == 400 and stored.source == str(SAMPLE)
+    bars = {value: bar for value, bar in category.thresholds.items() if value != "*"}
+    assert any(bar["threshold"] is not None for bar in bars.values())
+    calibrations = bootstrap.calibrations()
+    for value, bar in bars.items():
+        assert "record" not in bar  # kept apart, read only when a bar is tightened
+        record = calibrations.fitted_record(tenant, "category", value, stored.fitted_at)
+        assert 0 < len(record) <= 2000 and record == sorted(record, key=lambda pair: -pair[0])
+        assert result["bars"]["category"][value]["threshold"] == bar["threshold"]
+        if bar["threshold"] is not None:  # each bar keeps the target on the history it was fitted on
+            assert bar["correct"] >= 0.9 * bar["answered"] and bar["source"] in {"own", "pooled"}
+    other = f"{tenant}-strict"
     code, result = run(
-        capsys, "calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "1.01", "--output", str(impossible)
+        capsys, "calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.999", "--tenant", other, "--no-store"
     )
-    assert result["chosen"] is None and not impossible.exists()
+    assert code == 0 and not result["stored"] and bootstrap.calibrations().get(other) is None
+    assert all(bar["threshold"] is None for bar in result["bars"]["category"].values())  # too little evidence
+    assert cli.main(["calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "1.01", "--no-store"]) == 1
+    assert "--target-precision must be between 0 and 1" in capsys.readouterr().err
 
 
 def test_calibrate_plots_the_curve_with_the_chosen_point(chroma_env, capsys, tmp_path):
     plot = tmp_path / "curve.png"
-    code, result = run(
-        capsys, "calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.9",
-        "--output", str(tmp_path / "policy.env"), "--plot", str(plot),
-    )  # fmt: skip
-    assert code == 0 and result["plot"] == str(plot)
+    arguments = ["calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.9", "--no-store", "--plot", str(plot)]
+    code = cli.main(arguments)
+    table = capsys.readouterr().out
+    assert code == 0 and f"plot: {plot}" in table
+    assert "| category " in table and "| target |" in table and "Wilson 95%" in table and "not stored" in table
     data = plot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

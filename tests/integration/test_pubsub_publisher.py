@@ -52,3 +52,16 @@ def test_an_unreachable_pubsub_fails_within_the_timeout(monkeypatch):
     publisher = PubSubPublisher.create("triage-test", "tickets", timeout_seconds=1)
     with pytest.raises(PublishFailed):
         publisher.publish("ticket-1", MessageKind.CLASSIFY)
+
+
+def test_warm_up_connects_before_the_first_publish(topic):
+    project, name, _, _ = topic
+    publisher = PubSubPublisher.create(project, name, timeout_seconds=5)
+    publisher.warm_up()
+    assert publisher.publish("ticket-1", MessageKind.CLASSIFY)
+
+
+def test_warm_up_of_an_unreachable_pubsub_gives_up(monkeypatch):
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    with pytest.raises(Exception):  # noqa: B017 (grpc's FutureTimeoutError; the caller logs whatever it is)
+        PubSubPublisher.create("triage-test", "tickets", timeout_seconds=1).warm_up()

@@ -120,13 +120,7 @@ def test_the_chroma_server_stopped_and_restarted_mid_burst(infrastructure, proje
     for name, value in fault_lane.env.items():
         os.environ[name] = value  # restored after the test by the isolate_environment fixture
     bootstrap.reset()
-    report = service.reconcile(
-        store=bootstrap.store(),
-        publisher=bootstrap.publisher(),
-        clock=bootstrap.clock(),
-        older_than=timedelta(hours=1),
-        limit=5000,
-    )
+    report = bootstrap.bind(service.reconcile)(timedelta(hours=1), 5000)
     assert len(report.remembered) == len(unremembered)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

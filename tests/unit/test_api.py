@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from openapi_spec_validator import validate
@@ -12,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 
 from tests.harness import Engine, error_of
 from triage import bootstrap, domain
-from triage.domain import AnswerPath, Classification, Labels
+from triage.domain import AnswerPath, Classification, Labels, LabelSource
 from triage.http import ROUTES
 
 GOOD = {"title": "VPN drops every 5 minutes", "description": "Since this morning, on Wi-Fi and cable."}
@@ -84,12 +85,48 @@ def test_get_ticket_shows_its_state(api: Engine):
 
 def test_feedback_corrects_the_ticket(api: Engine):
     ticket_id = api.post("/classify", GOOD).get_json()["ticket_id"]
+    api.process(ticket_id)
     response = api.post(f"/tickets/{ticket_id}/feedback", {"category": "Network", "reviewer": "ana"})
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "Corrected_By_Human"
     assert body["corrections"][0]["category"] == "Network" and body["corrections"][0]["reviewer"] == "ana"
-    assert api.publisher.messages[-1] == (ticket_id, "remember")  # not in memory yet: the worker does it
+    assert body["corrections"][0]["confirmed"] is False
+    assert api.memory.stored[ticket_id].labels.category == "Network"  # relabelled at once
+
+
+def test_confirm_verifies_the_labels_without_correcting_them(api: Engine):
+    ticket_id = api.post("/classify", GOOD).get_json()["ticket_id"]
+    api.process(ticket_id)
+    labels = api.client.get(f"/tickets/{ticket_id}").get_json()["labels"]
+    response = api.post(f"/tickets/{ticket_id}/confirm", {"reviewer": "ana"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "Verified_By_Human" and body["labels"] == labels
+    assert body["corrections"][0]["confirmed"] is True and body["corrections"][0]["reviewer"] == "ana"
+    assert api.memory.stored[ticket_id].label_source is LabelSource.HUMAN
+    # An empty body is a confirmation too, and saying it again changes nothing.
+    again = api.client.post(f"/tickets/{ticket_id}/confirm")
+    assert again.status_code == 200 and again.get_json()["status"] == "Verified_By_Human"
+    stats = api.stats(window=timedelta(hours=1))
+    assert stats["counts"]["Verified_By_Human"] == 1 and stats["counts"]["Corrected_By_Human"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("feedback", {"category": "Network"}), ("confirm", {}), ("confirm", None)],
+)
+def test_a_verdict_on_a_pending_ticket_is_409_and_changes_nothing(api: Engine, path, body):
+    ticket_id = api.post("/classify", GOOD).get_json()["ticket_id"]
+    before = dict(api.store.tickets)
+    response = (
+        api.post(f"/tickets/{ticket_id}/{path}", body)
+        if body is not None
+        else api.client.post(f"/tickets/{ticket_id}/{path}")
+    )
+    assert response.status_code == 409 and error_of(response)["code"] == "conflict"
+    assert "Pending" in error_of(response)["message"]
+    assert api.store.tickets == before and len(api.publisher.messages) == 1
 
 
 def test_healthz_and_openapi(api: Engine):
@@ -197,13 +234,18 @@ def test_unknown_tickets_routes_and_methods(api: Engine):
         ({"category": "Access", "surprise": 1}, 422, "validation_failed"),
     ],
 )
-def test_bad_feedback_changes_nothing(api: Engine, body, status, code):
+@pytest.mark.parametrize("classified", [False, True])
+def test_bad_feedback_changes_nothing(api: Engine, body, status, code, classified):
     ticket_id = api.post("/classify", GOOD).get_json()["ticket_id"]
-    before = dict(api.store.tickets)
+    if classified:
+        api.process(ticket_id)
+    before, published = dict(api.store.tickets), len(api.publisher.messages)
+    memory = {k: v.labels for k, v in api.memory.stored.items()}
     response = api.post(f"/tickets/{ticket_id}/feedback", body)
     assert response.status_code == status and error_of(response)["code"] == code
-    assert api.store.tickets == before
-    assert len(api.publisher.messages) == 1
+    assert api.store.tickets == before and len(api.publisher.messages) == published
+    assert {k: v.labels for k, v in api.memory.stored.items()} == memory
+    assert api.calibrations.recorded == {}
 
 
 def test_a_failed_publish_is_503_with_retry_after_and_nothing_stored(api: Engine):

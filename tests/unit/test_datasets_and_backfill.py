@@ -8,7 +8,7 @@ import pytest
 from tests.fakes import HashingEmbedder, InMemoryMemory
 from triage.domain import Labels, LabelSource
 from triage.errors import MemoryUnavailable
-from triage.offline.backfill import backfill
+from triage.offline.backfill import Shard, backfill
 from triage.offline.datasets import Columns, LabelledRow, Rejection, labelled_rows, taxonomy_from_labels
 
 COLUMNS = Columns(title="title", description="body", category="category", priority="priority")
@@ -117,3 +117,29 @@ def test_an_interrupted_backfill_is_finished_by_running_it_again():
     report = backfill(rows(10), embedder=embedder, memory=memory, tenant="acme", chunk_size=2)
     assert (report.loaded, report.skipped) == (6, 4)
     assert sorted(memory.stored) == sorted(f"id-{i}" for i in range(10))
+
+
+@pytest.mark.parametrize("spec", ["3/2", "x/4", "1/0", "-1/2", "2", "1/2/3", ""])
+def test_a_shard_that_cannot_be_is_refused(spec):
+    with pytest.raises(ValueError):
+        Shard.parse(spec, {})
+
+
+def test_shards_partition_the_rows_and_auto_reads_the_cloud_run_task():
+    assert Shard.parse("auto", {"CLOUD_RUN_TASK_INDEX": "2", "CLOUD_RUN_TASK_COUNT": "8"}) == Shard(2, 8)
+    assert Shard.parse("auto", {}) == Shard(0, 1)
+    ids = [f"row-{i}" for i in range(1000)]
+    owners = [[s for s in range(4) if Shard(s, 4).holds(row)] for row in ids]
+    assert all(len(owner) == 1 for owner in owners)  # each row in exactly one shard
+    assert min(sum(owner == [s] for owner in owners) for s in range(4)) > 200  # and spread evenly
+
+
+def test_two_shards_load_what_one_run_loads():
+    whole, sharded = InMemoryMemory(), InMemoryMemory()
+    backfill(rows(40), embedder=HashingEmbedder(), memory=whole, tenant="acme", chunk_size=7)
+    reports = [
+        backfill(rows(40), embedder=HashingEmbedder(), memory=sharded, tenant="acme", chunk_size=7, shard=Shard(i, 2))
+        for i in range(2)
+    ]
+    assert sum(r.loaded for r in reports) == 40 and all(r.other_shards == 40 - r.loaded for r in reports)
+    assert sharded.stored == whole.stored

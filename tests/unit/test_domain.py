@@ -72,8 +72,26 @@ def test_complete_sets_the_status_by_the_path_taken(path, status):
     assert done.lease_expires_at is None
 
 
-def test_a_late_answer_never_overwrites_a_human_correction():
-    corrected = domain.ticket.correct(make_ticket(), ACCESS, reviewer="ana", comment=None, now=FakeClock()())
+def test_a_pending_ticket_has_nothing_to_review():
+    with pytest.raises(domain.Unchanged):
+        domain.ticket.correct(make_ticket(), ACCESS, reviewer="ana", comment=None, now=FakeClock()())
+
+
+def test_the_same_labels_are_a_confirmation_not_a_correction():
+    clock = FakeClock()
+    classified = domain.ticket.complete(make_ticket(), answer(), now=clock())
+    confirmed = domain.ticket.correct(classified, classified.labels, reviewer="ana", comment=None, now=clock())
+    assert confirmed.status is Status.VERIFIED_BY_HUMAN and confirmed.corrections[-1].confirmed
+    corrected = domain.ticket.correct(confirmed, ACCESS, reviewer="bo", comment=None, now=clock())
+    assert corrected.status is Status.CORRECTED_BY_HUMAN and not corrected.corrections[-1].confirmed
+    # Confirming a human's correction keeps it a correction.
+    again = domain.ticket.correct(corrected, ACCESS, reviewer="cy", comment=None, now=clock())
+    assert again.status is Status.CORRECTED_BY_HUMAN
+
+
+def test_a_late_answer_never_overwrites_a_human_verdict():
+    classified = domain.ticket.complete(make_ticket(), answer(), now=FakeClock()())
+    corrected = domain.ticket.correct(classified, ACCESS, reviewer="ana", comment=None, now=FakeClock()())
     with pytest.raises(domain.Unchanged):
         domain.ticket.complete(corrected, answer(), now=FakeClock()())
     with pytest.raises(domain.Unchanged):

@@ -6,10 +6,12 @@ import base64
 import json
 from datetime import timedelta
 
+import pytest
+
 from tests.harness import Engine
 from triage import domain, service
 from triage.domain import Labels, Status, Submission, WritebackStatus
-from triage.errors import ClassifierUnavailable
+from triage.errors import ClassifierUnavailable, PublishFailed
 
 NETWORK = Labels("Network", "High", "Network Operations")
 
@@ -38,6 +40,22 @@ def test_a_stuck_ticket_is_republished_a_bounded_number_of_times_then_fails(taxo
     assert store.tickets[stuck].status is Status.FAILED
     assert store.tickets[stuck].last_error.startswith("stuck: re-sent 3 times")
     assert publisher.messages.count((stuck, "classify")) == 3
+
+
+def test_a_ticket_whose_request_died_before_its_publish_is_published_by_the_reconciler(taxonomy):
+    """Ingest records nothing after the publish: a request that died between the store and the
+    publish (and whose caller never retried) leaves a Pending ticket the reconciler sends."""
+    engine = Engine(taxonomy, labels=NETWORK)
+    engine.publisher.failures = 1
+    engine.store.fail_next.append("delete")  # the undo fails too, as if the process had died
+    with pytest.raises(PublishFailed):
+        engine.pending("VPN down")
+    (orphan,) = engine.store.tickets
+    assert engine.publisher.messages == []
+    engine.clock.advance(600)
+    report = engine.reconcile(older_than=timedelta(minutes=5))
+    assert report.republished == [orphan] and engine.publisher.messages == [(orphan, "classify")]
+    assert engine.process(orphan).action is service.Action.CLASSIFIED
 
 
 def test_reconcile_requeues_pending_write_backs_and_unremembered_tickets(taxonomy):

@@ -25,11 +25,13 @@ def scoped(taxonomy, monkeypatch) -> Engine:
 
 def test_each_route_needs_its_scope_401_without_a_key_403_without_the_scope(scoped: Engine):
     ticket_id = scoped.post("/classify", GOOD, {"X-API-Key": "submit-key"}).get_json()["ticket_id"]
+    scoped.process(ticket_id)  # a verdict needs labels to judge
     routes = [
         ("POST", "/classify", GOOD, "submit-key"),
         ("GET", f"/tickets/{ticket_id}", None, "reader-key"),
         ("GET", "/openapi.json", None, "reader-key"),
         ("POST", f"/tickets/{ticket_id}/feedback", {"category": "Network"}, "reviewer-key"),
+        ("POST", f"/tickets/{ticket_id}/confirm", None, "reviewer-key"),
         ("GET", "/admin/failed", None, "admin-key"),
         ("POST", "/admin/reconcile", None, "admin-key"),
     ]

@@ -19,7 +19,7 @@ from triage.errors import (
     TicketBusy,
     UnknownTicket,
 )
-from triage.service import Feedback, ProcessingOptions
+from triage.service import Action, Feedback, ProcessingOptions
 
 SOFTWARE = Labels("Software", "Medium", "Application Support")
 ACCESS = Labels("Access", "High", "Identity & Access Management")
@@ -47,8 +47,9 @@ def test_ingest_stores_pending_and_publishes_once(world: Engine):
     result = world.ingest(JENKINS)
     assert result.created
     stored = world.store.tickets[result.ticket.ticket_id]
-    assert stored.status is Status.PENDING and stored.published
+    assert stored.status is Status.PENDING
     assert world.publisher.messages == [(stored.ticket_id, "classify")]
+    assert world.store.writes == 1  # the create; nothing records the publish
 
 
 def test_the_same_idempotency_key_returns_the_same_ticket_and_publishes_nothing_twice(world: Engine):
@@ -95,22 +96,38 @@ def test_a_ticket_left_unpublished_is_published_by_the_next_attempt(world: Engin
     with pytest.raises(PublishFailed):
         world.ingest(keyed)
     (left,) = world.store.tickets.values()
-    assert not left.published
     # While the first request might still be publishing, a duplicate does not publish again...
-    assert not world.ingest(keyed).ticket.published
+    assert not world.ingest(keyed).created
     assert world.publisher.messages == []
     # ...but once that is impossible, the next attempt finishes the job.
     world.clock.advance(31)
     again = world.ingest(keyed)
-    assert not again.created and again.ticket.published
+    assert not again.created
     assert world.publisher.messages == [(left.ticket_id, "classify")]
 
 
-def test_a_ticket_published_but_not_marked_is_still_accepted(world: Engine):
-    world.store.fail_next.append("mark_published")
-    result = world.ingest(JENKINS)
-    assert result.created and result.ticket.published
-    assert world.publisher.messages == [(result.ticket.ticket_id, "classify")]
+def test_a_duplicate_of_a_ticket_the_worker_has_seen_publishes_nothing(world: Engine):
+    keyed = dataclasses.replace(JENKINS, idempotency_key="req-1")
+    ticket_id = world.ingest(keyed).ticket.ticket_id
+    world.process(ticket_id)
+    world.clock.advance(3600)
+    assert not world.ingest(keyed).created
+    assert world.publisher.messages == [(ticket_id, "classify")]
+
+
+def test_a_duplicate_of_a_ticket_still_queued_long_after_may_publish_it_again_and_it_is_classified_once(
+    world: Engine,
+):
+    """Nothing records the publish, so a late duplicate of a ticket no delivery has reached yet
+    sends a second message: the worker's claim makes the second delivery a no-op."""
+    keyed = dataclasses.replace(JENKINS, idempotency_key="req-1")
+    ticket_id = world.ingest(keyed).ticket.ticket_id
+    world.clock.advance(31)
+    world.ingest(keyed)
+    assert world.publisher.messages == [(ticket_id, "classify")] * 2
+    first, second = world.process(ticket_id), world.process(ticket_id)
+    assert first.action is Action.CLASSIFIED and second.action is Action.SKIPPED
+    assert len(world.classifier.requests) == 1
 
 
 def test_a_store_failure_publishes_nothing(world: Engine):
@@ -260,21 +277,23 @@ def test_a_ticket_already_in_memory_from_a_crashed_attempt_is_not_its_own_neighb
     assert ticket.classification.labels == SOFTWARE
 
 
-def test_a_correction_made_while_the_worker_runs_wins(world: Engine, monkeypatch):
+def test_a_verdict_while_the_worker_runs_is_refused_and_the_answer_stands(world: Engine, monkeypatch):
     ticket_id = world.ingest(JENKINS).ticket.ticket_id
     original_classify = world.classifier.classify
+    refused = []
 
     def classify_while_a_human_corrects(request):
-        world.feedback(ticket_id, Feedback(category="Access"))
+        with pytest.raises(Conflict):
+            world.feedback(ticket_id, Feedback(category="Access"))
+        refused.append(True)
         return original_classify(request)
 
     monkeypatch.setattr(world.classifier, "classify", classify_while_a_human_corrects)
     outcome = world.process(ticket_id)
     ticket = world.store.tickets[ticket_id]
-    assert outcome.action == "skipped"
-    assert ticket.status is Status.CORRECTED_BY_HUMAN and ticket.classification is None
-    entry = world.memory.stored[ticket_id]
-    assert entry.labels.category == "Access" and entry.label_source is LabelSource.HUMAN
+    assert refused and outcome.action == "classified"
+    assert ticket.status is Status.CLASSIFIED_BY_AI and ticket.corrections == ()
+    assert world.memory.stored[ticket_id].label_source is LabelSource.MODEL
 
 
 # --------------------------------------------------------------------------- feedback
@@ -348,10 +367,12 @@ def test_feedback_keeps_priority_and_routes_a_new_category_to_its_group(world: E
 
 @pytest.mark.parametrize("memory_state", ["not yet in memory", "memory down"])
 def test_feedback_the_memory_cannot_take_now_is_queued_for_the_worker(world: Engine, memory_state):
-    ticket_id = world.ingest(JENKINS).ticket.ticket_id  # Pending: no memory entry yet
+    ticket_id = world.ingest(JENKINS).ticket.ticket_id
+    world.process(ticket_id)
     if memory_state == "memory down":
-        world.process(ticket_id)
         world.memory.down = True
+    else:
+        del world.memory.stored[ticket_id]  # e.g. it was classified while the memory was down
     world.feedback(ticket_id, Feedback(category="Access"))
     assert world.publisher.messages[-1] == (ticket_id, "remember")
     world.memory.down = False

@@ -1,14 +1,20 @@
 """TicketStore on Cloud Firestore (or its emulator, when FIRESTORE_EMULATOR_HOST is set).
 
-One document per ticket, keyed by ticket id. Every change reads the ticket, applies a
-pure transition from ``domain`` and writes the result on the condition that nobody
-wrote in between, so concurrent deliveries and a human's correction never overwrite
-each other. This module must never decide a transition itself.
+One document per ticket, keyed by ticket id. Every change applies a pure transition from
+``domain`` to the ticket and writes the result on the condition that nobody wrote in
+between (an update-time precondition), so concurrent deliveries and a human's correction
+never overwrite each other. The ticket a change starts from is read, unless this process
+wrote the document last: then the version it wrote is the start, and the precondition is
+that version's update time (the worker's answer after its claim is one write, not a read and
+a write). A precondition that fails means someone else wrote: the ticket is read again. This
+module must never decide a transition itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +32,11 @@ from .translate import translated
 
 # How long a webhook delivery id is remembered for deduplication (TTL field ``expire_at``).
 DELIVERY_RETENTION = timedelta(days=30)
+# Tickets whose last write this process made, kept to start the next change from: enough for
+# every delivery in flight (the worker's concurrency) between its claim and its answer.
+KNOWN_VERSIONS = 256
+# A warm-up read at instance start waits no longer than this; it is best effort.
+WARM_UP_TIMEOUT_SECONDS = 5.0
 
 
 def _is_contention(error: BaseException) -> bool:
@@ -57,6 +68,13 @@ class FirestoreTicketStore:
         self._deliveries = client.collection(deliveries_collection)
         self._timeout = timeout_seconds
         self._retry = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
+        self._versions: OrderedDict[str, tuple[Ticket, Any]] = OrderedDict()
+        self._versions_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Open the connection (and, in production, fetch the credentials' token) before the
+        first request needs it: one read of a document that does not exist."""
+        self._collection.document("_warm_up").get(retry=None, timeout=WARM_UP_TIMEOUT_SECONDS)
 
     def create(self, ticket: Ticket) -> Ticket | None:
         reference = self._collection.document(ticket.ticket_id)
@@ -77,12 +95,15 @@ class FirestoreTicketStore:
         return ticket_from_document(snapshot.to_dict()) if snapshot.exists else None
 
     def update(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket:
-        """Read, transform, write with a precondition on the document's update time.
+        """Transform and write with a precondition on the document's update time.
 
         Optimistic, not a transaction: a process killed mid-update holds no lock (the
         emulator never releases an abandoned transaction's locks), and a lost race is
         simply read again, with jittered backoff.
         """
+        written = self._update_known(ticket_id, transition)
+        if written is not None:
+            return written
         reference = self._collection.document(ticket_id)
 
         def apply() -> Ticket:
@@ -90,12 +111,13 @@ class FirestoreTicketStore:
             if not snapshot.exists:
                 raise UnknownTicket(f"no ticket with id {ticket_id!r}")
             updated = transition(ticket_from_document(snapshot.to_dict()))
-            reference.update(
+            result = reference.update(
                 ticket_to_document(updated),
                 option=self._client.write_option(last_update_time=snapshot.update_time),
                 retry=self._retry,
                 timeout=self._timeout,
             )
+            self._know(ticket_id, updated, result.update_time)
             return updated
 
         retrying = Retrying(
@@ -107,13 +129,44 @@ class FirestoreTicketStore:
         with _translated("update"):
             return retrying(apply)
 
-    def mark_published(self, ticket_id: str, now: datetime) -> None:
-        # A field update, not a transaction: it touches nothing a transition decides, and
-        # costs a third of a read-modify-write on the ingest path.
-        with _translated("update"):
-            self._collection.document(ticket_id).update(
-                {"published": True, "updated_at": now}, retry=self._retry, timeout=self._timeout
+    def _update_known(self, ticket_id: str, transition: Callable[[Ticket], Ticket]) -> Ticket | None:
+        """The change applied to the version this process wrote last, in one write; None when
+        there is no such version, the transition refuses it, or someone wrote since (the
+        caller then reads the ticket: a refusal of a possibly stale version decides nothing)."""
+        with self._versions_lock:
+            known = self._versions.get(ticket_id)
+        if known is None:
+            return None
+        ticket, update_time = known
+        try:
+            updated = transition(ticket)
+        except Exception:  # Unchanged, TicketBusy...: decided again on the ticket as read
+            return None
+        try:
+            result = self._collection.document(ticket_id).update(
+                ticket_to_document(updated),
+                option=self._client.write_option(last_update_time=update_time),
+                retry=self._retry,
+                timeout=self._timeout,
             )
+        except (google_exceptions.GoogleAPIError, TimeoutError):
+            # Someone wrote since (a failed precondition), the ticket is gone, or whether the
+            # write landed is unknown: the read path decides, on the ticket as it is now.
+            self._forget(ticket_id)
+            return None
+        self._know(ticket_id, updated, result.update_time)
+        return updated
+
+    def _know(self, ticket_id: str, ticket: Ticket, update_time: Any) -> None:
+        with self._versions_lock:
+            self._versions[ticket_id] = (ticket, update_time)
+            self._versions.move_to_end(ticket_id)
+            while len(self._versions) > KNOWN_VERSIONS:
+                self._versions.popitem(last=False)
+
+    def _forget(self, ticket_id: str) -> None:
+        with self._versions_lock:
+            self._versions.pop(ticket_id, None)
 
     def _delivery(self, source: str, delivery_id: str) -> Any:
         key = hashlib.sha256(f"{source}\0{delivery_id}".encode()).hexdigest()[:40]
@@ -171,13 +224,20 @@ class FirestoreTicketStore:
             return [ticket_from_document(s.to_dict()) for s in query.stream(retry=self._retry, timeout=self._timeout)]
 
     def _created(
-        self, status: Status | None, since: datetime, until: datetime | None = None, path: AnswerPath | None = None
+        self,
+        status: Status | None,
+        since: datetime,
+        until: datetime | None = None,
+        path: AnswerPath | None = None,
+        classifier: str | None = None,
     ) -> Any:
         query: Any = self._collection
         if status is not None:
             query = query.where(filter=FieldFilter("status", "==", status.value))
         if path is not None:
             query = query.where(filter=FieldFilter("classification.path", "==", path.value))
+        if classifier is not None:
+            query = query.where(filter=FieldFilter("classification.classifier", "==", classifier))
         query = query.where(filter=FieldFilter("created_at", ">=", since))
         if until is not None:
             query = query.where(filter=FieldFilter("created_at", "<", until))
@@ -190,9 +250,11 @@ class FirestoreTicketStore:
         until: datetime | None = None,
         status: Status | None = None,
         path: AnswerPath | None = None,
+        classifier: str | None = None,
     ) -> int:
         with _translated("count"):
-            result = self._created(status, since, until, path).count(alias="n").get(timeout=self._timeout)
+            query = self._created(status, since, until, path, classifier)
+            result = query.count(alias="n").get(timeout=self._timeout)
         return int(result[0][0].value)
 
     def token_totals(self, *, since: datetime) -> tuple[int, int, int]:
@@ -216,6 +278,19 @@ class FirestoreTicketStore:
             values = [(s.to_dict() or {}).get("time_to_classify_ms") for s in query.stream(timeout=self._timeout)]
         return [float(v) for v in values if isinstance(v, int | float)]
 
+    def answers(self, *, since: datetime, limit: int = 1000) -> list[tuple[str, AnswerPath]]:
+        query = self._collection.where(filter=FieldFilter("created_at", ">=", since))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        query = query.select(["classification.labels.category", "classification.path"])
+        with _translated("query"):
+            found = [(s.to_dict() or {}).get("classification") or {} for s in query.stream(timeout=self._timeout)]
+        return [
+            (str(c["labels"]["category"]), AnswerPath(c["path"]))
+            for c in found
+            if isinstance(c.get("labels"), dict) and c["labels"].get("category") and c.get("path")
+        ]
+
     def delete(self, ticket_id: str) -> None:
+        self._forget(ticket_id)
         with _translated("delete"):
             self._collection.document(ticket_id).delete(retry=self._retry, timeout=self._timeout)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..domain import AnswerPath, Classification, Correction, Labels, Status, Ticket, Writeback, WritebackStatus
+from ..domain import AnswerPath, Audit, Classification, Correction, Labels, Status, Ticket, Writeback, WritebackStatus
 
 
 def _labels_from_record(record: Mapping[str, Any] | None) -> Labels | None:
@@ -27,6 +27,7 @@ def ticket_to_document(ticket: Ticket) -> dict[str, Any]:
         record["classification"]["path"] = ticket.classification.path.value
         record["classification"]["example_ticket_ids"] = list(ticket.classification.example_ticket_ids)
         record["classification"]["degraded"] = list(ticket.classification.degraded)
+        record["classification"]["probabilities"] = dict(ticket.classification.probabilities)
     record["corrections"] = [
         {**dataclasses.asdict(c), "previous": c.previous.as_dict() if c.previous else None} for c in ticket.corrections
     ]
@@ -59,6 +60,7 @@ def ticket_from_document(document: Mapping[str, Any]) -> Ticket:
                 "path": AnswerPath(classification["path"]),
                 "example_ticket_ids": tuple(classification.get("example_ticket_ids") or ()),
                 "degraded": tuple(classification.get("degraded") or ()),
+                "probabilities": dict(classification.get("probabilities") or {}),
             }
         )
     values["corrections"] = tuple(
@@ -71,6 +73,9 @@ def ticket_from_document(document: Mapping[str, Any]) -> Ticket:
         )
         for c in document.get("corrections") or ()
     )
+    audit = document.get("audit")
+    if audit:
+        values["audit"] = Audit(**{**audit, "labels": Labels(**audit["labels"]), "agreed": dict(audit["agreed"])})
     writeback = document.get("writeback")
     if writeback:
         values["writeback"] = Writeback(

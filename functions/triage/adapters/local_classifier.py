@@ -23,17 +23,18 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..domain import AnswerPath, Classification, Labels, LabelSource, Neighbour, Taxonomy, vote_weight
+from ..decision import LabelEvidence
+from ..domain import LOCAL_CLASSIFIER, AnswerPath, Classification, Labels, LabelSource, Neighbour, Taxonomy, vote_weight
 from ..ports import ClassificationRequest, Embedder, Memory
 
 log = logging.getLogger(__name__)
 
-NAME = "local-embedding"
+NAME = LOCAL_CLASSIFIER
 
 
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -55,19 +56,40 @@ class Estimate:
     neighbours: list[Neighbour]
     priority_scores: dict[str, float]  # the neighbours' weighted priority vote, plus the default's prior
     group_votes: dict[str, dict[str, float]]  # per category, the neighbours' weighted group vote
+    from_taxonomy: np.ndarray | None = None  # the taxonomy prior alone
+    head_counts: Counter[str] | None = None  # tickets per category the head was fitted on
+    head_value_counts: dict[str, Counter[str]] | None = None  # per label, tickets per value (where known)
 
 
 class LexicalHead:
-    """TF-IDF (1-2 grams, sublinear tf) and a linear SVM over one tenant's labelled memory."""
+    """TF-IDF (1-2 grams, sublinear tf) and two linear SVMs over one tenant's labelled memory: one
+    as the memory is (the posterior, for the decision's evidence), one class-balanced (rare
+    categories weigh as much as frequent ones, for the classifier's own answer)."""
 
-    def __init__(self, vectorizer: object, model: object, size: int):
+    def __init__(
+        self,
+        vectorizer: object,
+        posterior: object,
+        balanced: object,
+        counts: Counter[str],
+        value_counts: dict[str, Counter[str]] | None = None,
+    ):
         self._vectorizer = vectorizer
-        self._model = model
-        self.size = size
+        self._models = {False: posterior, True: balanced}
+        self.counts = counts  # tickets per category the head was fitted on
+        # per label (category, priority, assignment_group), tickets per value: the decision's evidence
+        self.value_counts = {"category": counts, **(value_counts or {})}
+        self.size = sum(counts.values())
         self.fitted_at = time.monotonic()
 
     @classmethod
-    def fit(cls, texts: Sequence[str], categories: Sequence[str], weights: Sequence[float]) -> LexicalHead | None:
+    def fit(
+        cls,
+        texts: Sequence[str],
+        categories: Sequence[str],
+        weights: Sequence[float],
+        labels: Sequence[Labels] | None = None,
+    ) -> LexicalHead | None:
         if len(set(categories)) < 2:
             return None
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -75,16 +97,34 @@ class LexicalHead:
 
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=200_000)
         features = vectorizer.fit_transform(texts)
-        model = LinearSVC().fit(features, list(categories), sample_weight=np.asarray(weights))
-        return cls(vectorizer, model, len(texts))
+        sample_weight = np.asarray(weights)
+        posterior = LinearSVC().fit(features, list(categories), sample_weight=sample_weight)
+        balanced = LinearSVC(class_weight="balanced").fit(features, list(categories), sample_weight=sample_weight)
+        value_counts = None
+        if labels:
+            value_counts = {
+                "priority": Counter(label.priority for label in labels),
+                "assignment_group": Counter(label.assignment_group for label in labels),
+            }
+        return cls(vectorizer, posterior, balanced, Counter(categories), value_counts)
 
-    def probabilities(self, text: str, names: Sequence[str], temperature: float) -> np.ndarray:
-        margins = self._model.decision_function(self._vectorizer.transform([text]))[0]  # type: ignore[attr-defined]
-        classes = list(self._model.classes_)  # type: ignore[attr-defined]
+    def probabilities(self, text: str, names: Sequence[str], temperature: float, *, balanced: bool) -> np.ndarray:
+        model = self._models[balanced]
+        margins = model.decision_function(self._vectorizer.transform([text]))[0]  # type: ignore[attr-defined]
+        classes = list(model.classes_)  # type: ignore[attr-defined]
         if len(classes) == 2:  # a binary SVM gives one margin, for the second class
             margins = np.array([-margins, margins])
         known = _softmax(np.asarray(margins, dtype=float), temperature)
         return np.array([known[classes.index(name)] if name in classes else 0.0 for name in names])
+
+    def class_weights(self, names: Sequence[str]) -> np.ndarray:
+        """sklearn's 'balanced' weights n / (K n_c) over the categories present (1 elsewhere)."""
+        counts = np.array([self.counts.get(name, 0) for name in names], dtype=float)
+        present = counts > 0
+        weights = np.ones(len(names))
+        if present.sum() >= 2:
+            weights[present] = counts[present].sum() / (present.sum() * counts[present])
+        return weights
 
 
 class LocalEmbeddingClassifier:
@@ -133,14 +173,19 @@ class LocalEmbeddingClassifier:
                 ]
             return self._prototypes[taxonomy]
 
-    def fit_head(self, tenant: str, entries: Iterable[tuple[str, str, bool]]) -> LexicalHead | None:
-        """Fit the lexical head of a tenant from (text, category, verified by a human) now."""
-        texts, categories, weights = [], [], []
-        for text, category, human in entries:
+    def fit_head(self, tenant: str, entries: Iterable[tuple[str, str | Labels, bool]]) -> LexicalHead | None:
+        """Fit the lexical head of a tenant from (text, category or all its labels, verified by a
+        human) now. With all the labels the head also counts each priority and group: evidence the
+        calibrated decision reads for those labels."""
+        texts, categories, weights, labels = [], [], [], []
+        for text, label, human in entries:
             texts.append(text)
-            categories.append(category)
+            categories.append(label.category if isinstance(label, Labels) else label)
+            if isinstance(label, Labels):
+                labels.append(label)
             weights.append(self._human_weight if human else 1.0)
-        head = LexicalHead.fit(texts, categories, weights) if len(texts) >= self._head_min_entries else None
+        complete = labels if len(labels) == len(texts) else None
+        head = LexicalHead.fit(texts, categories, weights, complete) if len(texts) >= self._head_min_entries else None
         with self._lock:
             self._heads[tenant] = head
         return head
@@ -150,9 +195,7 @@ class LocalEmbeddingClassifier:
         started = time.perf_counter()
         try:
             entries = self._memory.entries(tenant)
-            head = self.fit_head(
-                tenant, ((e.text, e.labels.category, e.label_source is LabelSource.HUMAN) for e in entries)
-            )
+            head = self.fit_head(tenant, ((e.text, e.labels, e.label_source is LabelSource.HUMAN) for e in entries))
             log.info(
                 "lexical head fitted",
                 extra={
@@ -185,9 +228,17 @@ class LocalEmbeddingClassifier:
 
     # ------------------------------------------------------------------ classify
 
-    def estimate(self, request: ClassificationRequest) -> Estimate:
-        """What the evidence says about each label of the ticket."""
+    def estimate(self, request: ClassificationRequest, *, balanced: bool = True) -> Estimate:
+        """What the evidence says about each label of the ticket.
+
+        ``balanced``: weigh each neighbour's category vote by n / (K n_c) (the memory's counts when
+        the head was fitted) and read the class-balanced head, so rare categories are not
+        outvoted by frequent ones: the classifier's own answer. Unbalanced, the blend estimates
+        the posterior as the memory is: what the calibrated decision reads.
+        """
         taxonomy = request.taxonomy
+        head = self._head_for(request.tenant)
+        class_weight = head.class_weights(taxonomy.category_names) if head and balanced else None
         names = list(taxonomy.category_names)
         category_vectors = self._prototypes_for(taxonomy)
         query = np.asarray(request.embedding)
@@ -206,14 +257,14 @@ class LocalEmbeddingClassifier:
             if neighbour.labels.category not in names:
                 continue  # a label from an older taxonomy teaches nothing
             weight = vote_weight(neighbour, exponent=self._exponent, human_weight=self._human_weight)
-            votes[names.index(neighbour.labels.category)] += weight
+            index = names.index(neighbour.labels.category)
+            votes[index] += weight * (class_weight[index] if class_weight is not None else 1.0)
             priority_votes[neighbour.labels.priority] += weight
             group_votes[neighbour.labels.category][neighbour.labels.assignment_group] += weight
         evidence = float(votes.sum())
         from_neighbours = votes / evidence if evidence > 0 else np.zeros(len(names))
 
-        head = self._head_for(request.tenant)
-        from_head = head.probabilities(request.text, names, self._head_temperature) if head else None
+        from_head = head.probabilities(request.text, names, self._head_temperature, balanced=balanced) if head else None
         if from_head is not None and from_head.sum() > 0:
             share = self._head_share if evidence > 0 else 1.0
             from_memory = (1.0 - share) * from_neighbours + share * from_head
@@ -235,7 +286,50 @@ class LocalEmbeddingClassifier:
             neighbours=neighbours,
             priority_scores=priority_scores,
             group_votes={c: dict(v) for c, v in group_votes.items()},
+            from_taxonomy=from_taxonomy,
+            head_counts=head.counts if head else None,
+            head_value_counts=head.value_counts if head else None,
         )
+
+    def evidence(self, request: ClassificationRequest) -> dict[str, LabelEvidence]:
+        """Per label, the evidence the calibrated decision reads: the posterior blend (not
+        class-balanced) with its parts for the category; the neighbours' vote for the priority,
+        and for the assignment group within the proposed category."""
+        taxonomy = request.taxonomy
+        estimate = self.estimate(request, balanced=False)
+        names = estimate.names
+        counts = estimate.head_counts or Counter()
+        value_counts = estimate.head_value_counts or {}
+        category = LabelEvidence(
+            blend=dict(zip(names, map(float, estimate.probabilities), strict=True)),
+            head=dict(zip(names, map(float, estimate.from_head), strict=True))
+            if estimate.from_head is not None
+            else None,
+            taxonomy=dict(zip(names, map(float, estimate.from_taxonomy), strict=True))
+            if estimate.from_taxonomy is not None
+            else None,
+            memory_size=sum(counts.values()),
+            value_counts=dict(counts),
+        )
+        priority_total = sum(estimate.priority_scores.values())
+        priority = LabelEvidence(
+            blend={name: score / priority_total for name, score in estimate.priority_scores.items()},
+            memory_size=sum(counts.values()),
+            value_counts=dict(value_counts.get("priority", {})),
+        )
+        proposed = category.proposed
+        groups = {
+            g: w for g, w in estimate.group_votes.get(proposed, {}).items() if g in taxonomy.assignment_group_names
+        }
+        default_group = taxonomy.default_group_for(proposed)
+        groups[default_group] = groups.get(default_group, 0.0) + self._prior_strength
+        group_total = sum(groups.values())
+        group = LabelEvidence(
+            blend={g: w / group_total for g, w in groups.items()},
+            memory_size=sum(counts.values()),
+            value_counts=dict(value_counts.get("assignment_group", {})),
+        )
+        return {"category": category, "priority": priority, "assignment_group": group}
 
     def classify(self, request: ClassificationRequest) -> Classification:
         taxonomy = request.taxonomy

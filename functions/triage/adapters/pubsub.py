@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import concurrent.futures
 
+import grpc
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
 from google.cloud import pubsub_v1
 
 from ..domain import MessageKind, messages
 from ..errors import PublishFailed
+
+# A warm-up connection at instance start waits no longer than this; it is best effort.
+WARM_UP_TIMEOUT_SECONDS = 5.0
 
 
 class PubSubPublisher:
@@ -29,6 +33,11 @@ class PubSubPublisher:
         # A short batch window: each request waits for its own acknowledgement.
         client = pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_latency=0.002))
         return cls(client, client.topic_path(project, topic), timeout_seconds=timeout_seconds)
+
+    def warm_up(self) -> None:
+        """Connect the channel before the first request needs it (no message is sent)."""
+        channel = self._client.transport.grpc_channel
+        grpc.channel_ready_future(channel).result(timeout=WARM_UP_TIMEOUT_SECONDS)
 
     def publish(self, ticket_id: str, kind: MessageKind) -> str:
         try:

@@ -5,8 +5,10 @@ A use case names its collaborators as keyword-only parameters (``store``, ``memo
 and process. The entry points only look up what to call: ``handle_message`` for the
 worker, ``http_app`` for the API, ``bind`` for the command line.
 
-Components are built on first use (the API never loads the embedding model) and cached.
-Tests swap in their own components with ``override`` and clear everything with ``reset``.
+Components are built once and cached: when an instance starts (``start_instance``, which
+``main.py`` calls at import, and ``connect_instance`` in the process that serves; the API never
+loads the embedding model), else on first use. Tests swap in their own components with
+``override`` and clear everything with ``reset``.
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ from typing import Any, TypeVar
 
 from ..domain import WorkMessage
 from ..service import DEAD_LETTER_HANDLER, MESSAGE_HANDLERS, Outcome
+from .instance import connect_instance, start_instance
 from .options import delivery, intake, options, pricing, recovery, redact, review_below_confidence, writeback
 from .registry import _built, _component, _overrides, override, reset
 from .systems import (
     api_keys,
+    calibrations,
     classifier,
     clock,
     embedder,
     fallback,
+    firestore_client,
     local_classifier,
     memory,
+    memory_index,
+    memory_records,
     publisher,
     rate_limiter,
     settings,
@@ -45,16 +52,21 @@ __all__ = [
     "_overrides",
     "api_keys",
     "bind",
+    "calibrations",
     "classifier",
     "clock",
+    "connect_instance",
     "delivery",
     "embedder",
     "fallback",
+    "firestore_client",
     "handle_message",
     "http_app",
     "intake",
     "local_classifier",
     "memory",
+    "memory_index",
+    "memory_records",
     "options",
     "override",
     "pricing",
@@ -65,6 +77,7 @@ __all__ = [
     "reset",
     "review_below_confidence",
     "settings",
+    "start_instance",
     "store",
     "targets",
     "taxonomy",
@@ -85,6 +98,8 @@ COMPONENTS: dict[str, Callable[[], Any]] = {
     "classifier": classifier,
     "fallback": fallback,
     "verifier": verifier,
+    "calibrations": calibrations,
+    "evidence": local_classifier,
     "options": options,
     "intake": intake,
     "recovery": recovery,

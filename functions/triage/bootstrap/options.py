@@ -31,6 +31,7 @@ def options() -> ProcessingOptions:
             max_delivery_attempts=config.max_delivery_attempts,
             redact=redact(),
             memory_unavailable=config.memory_unavailable,
+            audit_rate=config.memory_audit_rate,
         )
 
     return _component("options", build)

@@ -37,13 +37,11 @@ def store() -> Any:
     """The Firestore store: tickets, the queries for stopped work, the read model, webhook deliveries."""
 
     def build() -> Any:
-        from google.cloud import firestore
-
         from ..adapters.firestore import FirestoreTicketStore
 
         config = settings()
         return FirestoreTicketStore(
-            firestore.Client(project=config.google_cloud_project),
+            firestore_client(),
             config.tickets_collection,
             deliveries_collection=config.deliveries_collection,
         )
@@ -72,12 +70,34 @@ def embedder() -> Embedder:
     return _component("embedder", build)
 
 
-def memory() -> Memory:
-    def build() -> Memory:
-        from ..adapters.chroma import ChromaMemory
+def firestore_client() -> Any:
+    def build() -> Any:
+        from google.cloud import firestore
+
+        return firestore.Client(project=settings().google_cloud_project)
+
+    return _component("firestore_client", build)
+
+
+def memory_records() -> Any:
+    """The memory's system of record: every entry in Firestore (MEMORY_COLLECTION)."""
+
+    def build() -> Any:
+        from ..adapters.firestore_memory import FirestoreMemoryRecords
+
+        return FirestoreMemoryRecords(firestore_client(), settings().memory_collection)
+
+    return _component("memory_records", build)
+
+
+def memory_index() -> Any:
+    """The memory's index: a Chroma collection per tenant, named from CHROMA_COLLECTION."""
+
+    def build() -> Any:
+        from ..adapters.chroma import ChromaIndex
 
         config = settings()
-        return ChromaMemory.connect(
+        return ChromaIndex.connect(
             host=config.chroma_host,
             port=config.chroma_port,
             ssl=config.chroma_ssl,
@@ -91,6 +111,29 @@ def memory() -> Memory:
             embedding_model=embedder().name,
             model_version=embedder().version,
         )
+
+    return _component("memory_index", build)
+
+
+def calibrations() -> Any:
+    """Each tenant's fitted decision and its measured outcomes (CALIBRATION_COLLECTION)."""
+
+    def build() -> Any:
+        from ..adapters.firestore_calibration import FirestoreCalibrations
+
+        config = settings()
+        return FirestoreCalibrations(
+            firestore_client(), config.calibration_collection, cache_seconds=config.calibration_cache_seconds
+        )
+
+    return _component("calibrations", build)
+
+
+def memory() -> Memory:
+    def build() -> Memory:
+        from ..adapters.durable_memory import DurableMemory
+
+        return DurableMemory(memory_records(), memory_index(), check_seconds=settings().memory_index_check_seconds)
 
     return _component("memory", build)
 

@@ -4,14 +4,14 @@ bound by the composition root, and returns its result as a dict (printed as JSON
 from __future__ import annotations
 
 import argparse
-import time
+import os
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import bootstrap, service, views
 from ..errors import ConfigurationError
-from .report import plot, print_evaluation, progress_bar
+from .report import plot_calibration, print_calibration, print_evaluation, progress_bar
 
 
 def _columns_of(arguments: argparse.Namespace) -> Any:
@@ -63,9 +63,13 @@ def _embed(texts: Sequence[str]) -> Any:
 
 
 def backfill(arguments: argparse.Namespace) -> dict[str, Any]:
-    from ..offline.backfill import backfill
+    from ..offline.backfill import Shard, backfill
     from ..offline.datasets import labelled_rows
 
+    try:
+        shard = Shard.parse(arguments.shard, os.environ)
+    except ValueError as error:
+        raise ConfigurationError(f"--shard: {error}") from None
     settings = bootstrap.settings()
     taxonomy = bootstrap.taxonomy()
     columns = _columns_of(arguments)
@@ -87,188 +91,175 @@ def backfill(arguments: argparse.Namespace) -> dict[str, Any]:
             tenant=arguments.tenant or settings.default_tenant,
             chunk_size=arguments.chunk_size,
             progress=bar.update,
+            shard=shard,
         )
-    result = report.as_dict()
+    result = report.as_dict() | {"shard": f"{shard.index}/{shard.count}"}
     if not arguments.json:
         print(f"loaded   {report.loaded:>8,}  ({report.texts_per_second:,.0f} texts/s over {report.seconds:.1f}s)")
         print(f"skipped  {report.skipped:>8,}  (already in memory)")
+        if shard.count > 1:
+            print(f"other shards {report.other_shards:>4,}  (this is shard {shard.index}/{shard.count})")
         print(f"rejected {report.rejected_total:>8,}")
         for reason, count in report.rejected.most_common():
             print(f"  {count:>8,}  {reason}")
     return result
 
 
-def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
-    from ..adapters.local_classifier import LocalEmbeddingClassifier
-    from ..offline import evaluation
+def _scored_labels(arguments: argparse.Namespace) -> list[str]:
+    """The labels the file has columns for: the category always, the priority and group if given."""
+    optional = (("priority", arguments.priority_column), ("assignment_group", arguments.group_column))
+    return ["category", *(label for label, column in optional if column)]
+
+
+def _target_precision(arguments: argparse.Namespace) -> float:
+    target = arguments.target_precision
+    target = bootstrap.settings().memory_target_precision if target is None else target
+    if not 0.0 < target < 1.0:
+        raise ConfigurationError(f"--target-precision must be between 0 and 1 (exclusive), got {target}")
+    return target
+
+
+def _stream(arguments: argparse.Namespace, labels: Sequence[str]) -> tuple[list, list, Any, Any, Any]:
+    """The file's rows in stream order, with what the worker would have known of each ticket."""
+    from ..offline import calibration, evaluation
 
     settings = bootstrap.settings()
     rows, rejected, taxonomy = _load_rows(arguments, taxonomy_required=False)
     embeddings = _embed([r.text for r in rows])
     prepared = evaluation.prepare(rows, embeddings, neighbours=settings.memory_neighbours, seed=arguments.seed)
+    with progress_bar(len(rows), "evidence") as bar:
+        stream = calibration.stream_evidence(prepared, taxonomy, _local_classifier(), labels, progress=bar.update)
+    return rows, rejected, taxonomy, prepared, stream
+
+
+def _local_classifier() -> Any:
+    from ..adapters.local_classifier import LocalEmbeddingClassifier
+
+    return LocalEmbeddingClassifier(bootstrap.embedder(), human_weight=bootstrap.settings().memory_human_weight)
+
+
+def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
+    from ..offline import baselines, calibration, evaluation
+
+    settings = bootstrap.settings()
+    target, labels = _target_precision(arguments), _scored_labels(arguments)
+    rows, rejected, taxonomy, prepared, stream = _stream(arguments, labels)
     with progress_bar(len(rows), "stream replay") as bar:
-        ours = evaluation.replay(prepared, settings.memory_policy, progress=bar.update)
-    fixed = evaluation.replay_fixed_threshold(prepared, arguments.baseline_threshold)
+        ours = calibration.replay(stream, target=target, progress=bar.update)
+    threshold = arguments.baseline_threshold
+    memories = {
+        "triage": evaluation.StreamAnswers(ours.answered, {k: v.astype(bool) for k, v in ours.correct.items()}),
+        "fixed_policy": baselines.fixed_policy(prepared, settings.memory_policy, labels),
+        f"fixed_1nn_{threshold:.2f}": baselines.nearest_neighbour(prepared, threshold, labels),
+    }
+    if not arguments.no_servicenow:
+        with progress_bar(len(labels), "ServiceNow-style baseline") as bar:
+            bare, guarded = baselines.servicenow(prepared, labels, target=target, progress=bar.update)
+        memories |= {"servicenow": bare, "servicenow_wilson": guarded}
     cut = evaluation.split(prepared, arguments.train_fraction)
     with progress_bar(len(rows) - cut, "held-out split") as bar:
         local, one_nn = evaluation.held_out_local(
             prepared,
             taxonomy,
-            lambda: LocalEmbeddingClassifier(bootstrap.embedder(), human_weight=settings.memory_human_weight),
+            _local_classifier,
             neighbours=settings.memory_neighbours,
             few_shot_max_examples=settings.few_shot_max_examples,
             few_shot_max_chars=settings.few_shot_max_chars,
             train_fraction=arguments.train_fraction,
             progress=bar.update,
         )
-    svm = evaluation.held_out_tfidf_svm(prepared, arguments.train_fraction)
+    classifiers = {"triage": local, f"fixed_1nn_{threshold:.2f}": one_nn}
+    classifiers["tfidf_linear_svc"] = evaluation.held_out_tfidf_svm(prepared, arguments.train_fraction)
+    systems = {
+        name: evaluation.system_figures(memories.get(name), classifiers.get(name), cut)
+        for name in [*memories, "tfidf_linear_svc"]
+    }
     result = {
         "file": str(arguments.file),
         "tickets": len(rows),
         "rejected": len(rejected),
         "categories": len(taxonomy.categories),
+        "labels": labels,
+        "target_precision": target,
         "seed": arguments.seed,
+        "refit": calibration.REFIT,
         "train_fraction": arguments.train_fraction,
         "held_out": len(rows) - cut,
         "policy": {k: v for k, v in vars(settings.memory_policy).items()},
-        "systems": {
-            "triage": _system(ours, local),
-            f"fixed_1nn_{arguments.baseline_threshold:.2f}": _system(fixed, one_nn),
-            "tfidf_linear_svc": _system(None, svm),
-        },
+        "systems": systems,
+        "decision": calibration.label_figures(ours, cut),
     }
     if not arguments.json:
-        print_evaluation(result, arguments.baseline_threshold)
+        print_evaluation(result, threshold)
     return result
-
-
-def _system(memory: Any, classifier: Any) -> dict[str, Any]:
-    figures: dict[str, Any] = {"llm_calls_avoided": None, "memory_answers": None, "memory_precision": None}
-    if memory is not None:
-        figures = {
-            "llm_calls_avoided": round(memory.answered_share, 4),
-            "memory_answers": memory.answered,
-            "memory_precision": round(memory.precision, 4),
-        }
-    figures |= {"accuracy": round(classifier.accuracy, 4), "macro_f1": round(classifier.macro_f1, 4)}
-    return figures
 
 
 def calibrate(arguments: argparse.Namespace) -> dict[str, Any]:
-    from ..offline import evaluation
+    from ..offline import calibration, evaluation
 
     settings = bootstrap.settings()
-    rows, _, _ = _load_rows(arguments, taxonomy_required=False)
-    embeddings = _embed([r.text for r in rows])
-    prepared = evaluation.prepare(rows, embeddings, neighbours=settings.memory_neighbours, seed=arguments.seed)
-    policies = evaluation.calibration_grid(settings.memory_policy)
-    # Choose on the first part of the stream; the last part, never used to choose, checks the choice.
-    cut = evaluation.split(prepared, 1.0 - arguments.check_fraction)
-    with progress_bar(len(policies), "calibrate") as bar:
-        points = evaluation.calibrate(prepared, policies, progress=bar.update, stop=cut)
-    curve = evaluation.frontier(points)
-    chosen = evaluation.choose(points, arguments.target_precision)
-    current = evaluation.replay(prepared, settings.memory_policy, stop=cut)
-    check = evaluation.replay(prepared, chosen.policy, start=cut) if chosen and cut < len(rows) else None
+    target, labels = _target_precision(arguments), _scored_labels(arguments)
+    tenant = arguments.tenant or settings.default_tenant
+    rows, _, _, prepared, stream = _stream(arguments, labels)
+    with progress_bar(len(rows), "stream replay") as bar:
+        honest = calibration.replay(stream, target=target, progress=bar.update)
+    fitted_at = datetime.now(UTC).isoformat(timespec="seconds")
+    fitted, fits = calibration.fit(
+        stream, tenant=tenant, target=target, fitted_at=fitted_at, source=str(arguments.file)
+    )
+    if not arguments.no_store:
+        bootstrap.calibrations().save(fitted)
+    cut = evaluation.split(prepared)
+    replayed = evaluation.StreamAnswers(honest.answered, {k: v.astype(bool) for k, v in honest.correct.items()})
     result: dict[str, Any] = {
         "file": str(arguments.file),
         "tickets": len(rows),
-        "target_precision": arguments.target_precision,
-        "policies_tried": len(points),
-        "chosen_on": cut,
-        "current": {"answered": round(current.answered_share, 4), "precision": round(current.precision, 4)},
-        "curve": [
-            {
-                "answered": round(p.figures.answered_share, 4),
-                "precision": round(p.figures.precision, 4),
-                "policy": _policy_settings(p.policy),
-            }
-            for p in curve
-        ],
-        "chosen": None,
+        "tenant": tenant,
+        "labels": labels,
+        "target_precision": target,
+        "fitted_at": fitted_at,
+        "stored": not arguments.no_store,
+        "replay": evaluation.system_figures(replayed, None, cut) | {"decision": calibration.label_figures(honest, cut)},
+        "bars": calibration.bars(fitted),
+        "models": {label: f.calibration.model for label, f in fits.items()},
     }
-    if chosen is not None:
-        result["chosen"] = {
-            "answered": round(chosen.figures.answered_share, 4),
-            "precision": round(chosen.figures.precision, 4),
-            "settings": _policy_settings(chosen.policy),
-        }
-        if check is not None:
-            result["check"] = {
-                "tickets": check.tickets,
-                "answered": round(check.answered_share, 4),
-                "precision": round(check.precision, 4),
-            }
-        lines = [
-            f"# triage calibrate {arguments.file} --target-precision {arguments.target_precision}",
-            f"# answered {chosen.figures.answered_share:.1%} of the first {cut:,} tickets from memory at "
-            f"{chosen.figures.precision:.1%} precision (stream replay)",
-        ]
-        if check is not None:
-            lines.append(
-                f"# check on the last {check.tickets:,}: {check.answered_share:.1%} answered at {check.precision:.1%}"
-            )
-        lines += [f"{name}={value}" for name, value in _policy_settings(chosen.policy).items()]
-        arguments.output.write_text("\n".join(lines) + "\n")
-        result["written"] = str(arguments.output)
     if arguments.plot is not None:
-        plot(arguments.plot, points, curve, chosen, current, arguments)
+        plot_calibration(arguments.plot, fits, target, arguments)
         result["plot"] = str(arguments.plot)
     if not arguments.json:
-        print(
-            f"\n{arguments.file}: {len(rows):,} tickets; {len(points)} policies replayed over the first {cut:,} "
-            f"of the stream; trade-off curve:\n"
-        )
-        print(f"| {'answered from memory':>20} | {'precision':>9} | policy")
-        print(f"|{'-' * 22}|{'-' * 11}|{'-' * 60}")
-        for point in curve:
-            marker = "  <- chosen" if chosen is not None and point.policy == chosen.policy else ""
-            print(
-                f"| {point.figures.answered_share:>20.1%} | {point.figures.precision:>9.1%} | "
-                f"{_short(point.policy)}{marker}"
-            )
-        print(f"\ncurrent settings: {current.answered_share:.1%} answered at {current.precision:.1%}")
-        if chosen is None:
-            print(f"no policy reaches {arguments.target_precision:.1%} precision on this history; nothing written")
-        else:
-            print(
-                f"chosen for precision >= {arguments.target_precision:.1%}: {chosen.figures.answered_share:.1%} "
-                f"answered at {chosen.figures.precision:.1%}; written to {arguments.output}"
-            )
-            if check is not None:
-                print(
-                    f"check on the last {check.tickets:,} tickets (not used to choose): "
-                    f"{check.answered_share:.1%} answered at {check.precision:.1%}"
-                )
+        print_calibration(result)
     return result
 
 
-def _policy_settings(policy: Any) -> dict[str, Any]:
-    return {f"MEMORY_{name.upper()}": value for name, value in vars(policy).items()}
+def rebuild(arguments: argparse.Namespace) -> dict[str, Any]:
+    from ..offline.rebuild import import_collection, rebuild
 
-
-def _short(policy: Any) -> str:
-    return (
-        f"near {policy.near_duplicate_similarity:.2f}; {policy.agreement_min_voters}+ of "
-        f"{policy.agreement_neighbours} at >= {policy.agreement_similarity:.2f}, share "
-        f"{policy.agreement_share:.2f}, ^{policy.similarity_exponent:g}"
-    )
-
-
-def reindex(arguments: argparse.Namespace) -> dict[str, Any]:
-    memory = bootstrap.memory()
-    reindex = getattr(memory, "reindex", None)
-    if reindex is None:
-        raise ConfigurationError("the configured memory cannot be reindexed")
-    embedder = bootstrap.embedder()
+    records, index, embedder = bootstrap.memory_records(), bootstrap.memory_index(), bootstrap.embedder()
+    imported = None
+    if arguments.import_collection:
+        collection = index.named(arguments.import_collection)
+        imported = import_collection(collection, records, model=index.model)
     embedder.embed(["warm up"])
-    started = time.perf_counter()
-    with progress_bar(None, "reindex") as bar:
-        total = reindex(embedder, batch_size=arguments.batch_size, progress=bar.update)
-    seconds = time.perf_counter() - started
-    result = {"entries": total, "model": f"{embedder.name}@{embedder.version}", "seconds": round(seconds, 1)}
+    tenants = arguments.tenant or records.tenants()
+    total = sum(records.count(t) for t in tenants)
+    with progress_bar(total, "rebuild") as bar:
+        report = rebuild(
+            records=records,
+            index=index,
+            embedder=embedder,
+            tenants=tenants,
+            batch_size=arguments.batch_size,
+            fresh=arguments.fresh,
+            progress=bar.update,
+        )
+    result = report.as_dict() | {"model": index.model, "imported": imported}
     if not arguments.json:
-        print(f"rebuilt {total:,} entries with {result['model']} in {seconds:.1f}s")
+        for tenant, count in report.entries.items():
+            print(f"{tenant}: {count:,} entries indexed")
+        print(
+            f"rebuilt {len(report.entries)} tenant(s) with {index.model} in {report.seconds:.1f}s "
+            f"({report.embedded:,} embedded by this run)"
+        )
     return result
 
 

@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
         prog="triage",
         description="Operate the triage engine: its semantic memory, and its stopped or failed tickets. "
         "Settings come from the environment, "
-        "as for the functions (CHROMA_HOST, CHROMA_COLLECTION, EMBEDDING_MODEL, TAXONOMY_FILE, MEMORY_*, ...).",
+        "as for the functions (CHROMA_HOST, CHROMA_COLLECTION, MEMORY_COLLECTION, EMBEDDING_MODEL, TAXONOMY_FILE, "
+        "MEMORY_*, ...).",
     )
     subcommands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -46,6 +47,13 @@ def parser() -> argparse.ArgumentParser:
     _columns(backfill, labels="must be in the taxonomy")
     backfill.add_argument("--tenant", help="the tenant the tickets belong to (default: DEFAULT_TENANT)")
     backfill.add_argument("--chunk-size", type=int, default=2048, help="rows embedded and written together (2048)")
+    backfill.add_argument(
+        "--shard",
+        default="0/1",
+        help="load only shard I of N (0-based), e.g. 2/8; 'auto' takes a Cloud Run job task's "
+        "CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT. Each row is in exactly one shard (a hash of its id): "
+        "N shards in parallel load what one run loads (0/1)",
+    )
     backfill.add_argument("--json", action="store_true", help="print the report as JSON")
     backfill.set_defaults(run=commands.backfill)
 
@@ -59,56 +67,75 @@ def parser() -> argparse.ArgumentParser:
     )
     shared.add_argument("--json", action="store_true", help="print the results as JSON")
 
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument(
+        "--target-precision",
+        type=float,
+        help="the precision memory answers must keep, per label and value (default: MEMORY_TARGET_PRECISION)",
+    )
+
     evaluate = subcommands.add_parser(
         "evaluate",
-        parents=[shared],
-        help="replay a labelled dataset: LLM calls avoided, memory precision, classifier accuracy",
-        description="Replay a labelled dataset offline as a stream through the decision policy (MEMORY_* "
-        "settings) and the local classifier, and print one table from the same run: share of LLM calls "
-        "avoided, precision of memory answers, accuracy and macro-F1 of the local classifier on a held-out "
-        "split, and the same for a fixed 1-nearest-neighbour threshold (GPTCache-style) and TF-IDF + LinearSVC.",
+        parents=[shared, target],
+        help="replay a labelled dataset: LLM calls avoided, memory precision, calibration, classifier accuracy",
+        description="Replay a labelled dataset offline as a stream, each ticket seeing only the tickets before it, "
+        "through the calibrated decision (its model and bars refitted every 100 tickets on earlier tickets only) "
+        "and the local classifier. Scores the category, and the priority and assignment group where their columns "
+        "are given. Prints, from the same run and beside today's fixed policy (MEMORY_* settings), GPTCache-style "
+        "1-NN, TF-IDF + LinearSVC and a ServiceNow-style baseline: the share of LLM calls avoided, the precision of "
+        "memory answers (all labels, and per label), the decision's expected calibration error on the held-out end "
+        "of the stream, and the local classifier's accuracy and macro-F1 on a held-out split.",
     )
     _columns(evaluate, labels="any values")
     evaluate.add_argument("--train-fraction", type=float, default=0.8, help="memory share of the split (0.8)")
     evaluate.add_argument("--baseline-threshold", type=float, default=0.80, help="the fixed baseline's cosine (0.80)")
+    evaluate.add_argument(
+        "--no-servicenow",
+        action="store_true",
+        help="skip the ServiceNow-style baseline: its refits (12 SVM fits per label every 100 tickets) take most "
+        "of the run on a few thousand tickets",
+    )
     evaluate.set_defaults(run=commands.evaluate)
 
     calibrate = subcommands.add_parser(
         "calibrate",
-        parents=[shared],
-        help="choose the policy that answers most from memory at a target precision",
-        description="Replay the dataset as a stream under a grid of policies, print the trade-off curve "
-        "(share answered from memory against precision) and write the policy that answers the most at "
-        "precision >= the target as MEMORY_* settings (an env file).",
+        parents=[shared, target],
+        help="fit the calibrated decision on labelled history and store it for the worker",
+        description="Replay the tenant's labelled history as a stream (what the worker would have known of each "
+        "ticket), fit the decision's probability model per label and, per category and priority, the lowest bar "
+        "whose precision keeps the target with a Wilson 95% lower bound, and store them in Firestore "
+        "(CALIBRATION_COLLECTION), where the worker reads them. Prints each value's bar with what it answered of "
+        "the history, and what an honest replay (each ticket decided by fits on earlier tickets only) answers.",
     )
     _columns(calibrate, labels="any values")
-    calibrate.add_argument("--target-precision", type=float, required=True, help="e.g. 0.97")
-    calibrate.add_argument(
-        "--check-fraction",
-        type=float,
-        default=0.2,
-        help="the end of the stream kept out of the choice, to check it (0.2; 0 uses everything)",
-    )
-    calibrate.add_argument(
-        "--output", type=Path, default=Path("memory-policy.env"), help="where to write the settings (memory-policy.env)"
-    )
+    calibrate.add_argument("--tenant", help="the tenant the history belongs to (default: DEFAULT_TENANT)")
+    calibrate.add_argument("--no-store", action="store_true", help="fit and print, but store nothing")
     calibrate.add_argument(
         "--plot",
         type=Path,
         metavar="FILE.png",
-        help="also draw the precision against answered-from-memory curve, the chosen point marked, as a PNG",
+        help="also draw each category's precision against its share answered from memory, its bar and the target",
     )
     calibrate.set_defaults(run=commands.calibrate)
 
-    reindex = subcommands.add_parser(
-        "reindex",
-        help="rebuild the memory with the configured embedding model",
-        description="Re-embed every entry of CHROMA_COLLECTION (its stored text) with EMBEDDING_MODEL into a new "
-        "collection, then put it in place of the old one. Labels, tenants and who gave the labels are kept.",
+    rebuild = subcommands.add_parser(
+        "rebuild",
+        help="build the memory's Chroma index again from its record in Firestore",
+        description="Embed every memory entry on record in Firestore (MEMORY_COLLECTION) with EMBEDDING_MODEL into "
+        "a staging collection per tenant, beside the live one, and put it in the live one's place when complete. "
+        "For a Chroma that lost its data, another embedding model, or the first version's single collection "
+        "(--import-collection). Resumable: run it again after an interruption and what was staged is kept.",
     )
-    reindex.add_argument("--batch-size", type=int, default=512, help="entries embedded together (512)")
-    reindex.add_argument("--json", action="store_true", help="print the result as JSON")
-    reindex.set_defaults(run=commands.reindex)
+    rebuild.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: every tenant)")
+    rebuild.add_argument("--fresh", action="store_true", help="discard what an interrupted run staged; start over")
+    rebuild.add_argument(
+        "--import-collection",
+        metavar="NAME",
+        help="first put on record every entry of this first-version Chroma collection (all tenants in one)",
+    )
+    rebuild.add_argument("--batch-size", type=int, default=256, help="entries embedded together (256)")
+    rebuild.add_argument("--json", action="store_true", help="print the result as JSON")
+    rebuild.set_defaults(run=commands.rebuild)
 
     reconcile = subcommands.add_parser(
         "reconcile",

@@ -27,6 +27,7 @@ class MessageKind(enum.StrEnum):
     WRITE_BACK = "write_back"  # on the write-back topic: write the labels to the source
     WARM_UP = "warm_up"  # carries no ticket: load the model now
     RECONCILE = "reconcile"  # carries no ticket: Cloud Scheduler publishes it
+    AUDIT = "audit"  # ask the classifier of record about a memory answer, in the background
 
     @property
     def carries_ticket(self) -> bool:

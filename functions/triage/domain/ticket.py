@@ -32,7 +32,16 @@ class Status(enum.StrEnum):
     CLASSIFIED_BY_AI = "Classified_By_AI"
     CLASSIFIED_BY_CACHE = "Classified_By_Cache"
     CORRECTED_BY_HUMAN = "Corrected_By_Human"
+    VERIFIED_BY_HUMAN = "Verified_By_Human"  # a reviewer confirmed the labels as they were
     FAILED = "Failed"
+
+
+# A human's word: final, outranks everyone, never overwritten by a late answer.
+REVIEWED = frozenset({Status.CORRECTED_BY_HUMAN, Status.VERIFIED_BY_HUMAN})
+
+
+# The embedded classifier's name on the tickets it answers: it runs on the worker, it is not an LLM call.
+LOCAL_CLASSIFIER = "local-embedding"
 
 
 class AnswerPath(enum.StrEnum):
@@ -107,15 +116,30 @@ class Classification:
     needs_review: bool = False  # answered in a degraded mode: a human should look
     degraded: tuple[str, ...] = ()  # what did not work, and what was done instead
     remembered: bool = True  # False: the memory was unavailable and does not hold this ticket yet
+    # A calibrated memory answer: each label's probability of being what the classifier of record gives.
+    probabilities: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
 class Correction:
+    """A reviewer's verdict: new labels, or (``confirmed``) the labels as they were."""
+
     labels: Labels
     previous: Labels | None
     reviewer: str | None
     comment: str | None
     corrected_at: datetime
+    confirmed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Audit:
+    """The classifier of record, asked in the background about a memory answer; never changes it."""
+
+    labels: Labels
+    classifier: str
+    agreed: Mapping[str, bool]  # per label: did it give the memory's value?
+    audited_at: datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +165,7 @@ class Ticket:
     revision: int = 0
     republished: int = 0  # times the reconciler re-sent a stuck ticket
     writeback: Writeback | None = None
+    audit: Audit | None = None
 
     @property
     def labels(self) -> Labels | None:
@@ -187,9 +212,7 @@ class Unchanged(Exception):
         self.reason = reason
 
 
-FINAL_STATUSES = frozenset(
-    {Status.CLASSIFIED_BY_AI, Status.CLASSIFIED_BY_CACHE, Status.CORRECTED_BY_HUMAN, Status.FAILED}
-)
+FINAL_STATUSES = frozenset({Status.CLASSIFIED_BY_AI, Status.CLASSIFIED_BY_CACHE, Status.FAILED, *REVIEWED})
 
 
 def _pending(ticket: Ticket) -> None:
@@ -257,15 +280,28 @@ def correct(
     comment: str | None,
     now: datetime,
 ) -> Ticket:
-    """A human's word is final: any ticket can be corrected, and the history is kept."""
-    correction = Correction(labels=labels, previous=ticket.labels, reviewer=reviewer, comment=comment, corrected_at=now)
+    """A human's word is final, and the history is kept. Labels equal to those in force are a
+    confirmation (Verified_By_Human), not a correction. A Pending ticket has nothing to review."""
+    if ticket.status is Status.PENDING:
+        raise Unchanged(ticket, "the ticket has no labels yet: it is still Pending")
+    confirmed = labels == ticket.labels and ticket.status is not Status.CORRECTED_BY_HUMAN
+    correction = Correction(
+        labels=labels, previous=ticket.labels, reviewer=reviewer, comment=comment, corrected_at=now, confirmed=confirmed
+    )
     return dataclasses.replace(
         ticket,
-        status=Status.CORRECTED_BY_HUMAN,
+        status=Status.VERIFIED_BY_HUMAN if confirmed else Status.CORRECTED_BY_HUMAN,
         corrections=(*ticket.corrections, correction),
         lease_expires_at=None,
         updated_at=now,
     )
+
+
+def record_audit(ticket: Ticket, audit: Audit, *, now: datetime) -> Ticket:
+    """The classifier of record's view of a memory answer, kept beside it (once)."""
+    if ticket.audit is not None:
+        raise Unchanged(ticket, "already audited")
+    return dataclasses.replace(ticket, audit=audit, updated_at=now)
 
 
 def mark_remembered(ticket: Ticket, *, now: datetime) -> Ticket:
@@ -318,7 +354,7 @@ def retriage(ticket: Ticket, *, title: str, description: str, fingerprint: str, 
         revision=ticket.revision + 1,
         updated_at=now,
     )
-    if ticket.status is Status.CORRECTED_BY_HUMAN:
+    if ticket.status in REVIEWED:
         return updated  # a human's labels stand; the text is kept current
     return dataclasses.replace(
         updated,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import TicketBusy
-from .ticket import AnswerPath, Status, Ticket, Unchanged
+from .ticket import REVIEWED, AnswerPath, Ticket, Unchanged
 
 
 class WritebackStatus(enum.StrEnum):
@@ -224,8 +224,8 @@ def safe_rationale(text: str) -> str:
 
 
 def confidence_of(ticket: Ticket) -> float:
-    """A human's correction is certain; otherwise the classification's own confidence."""
-    if ticket.status is Status.CORRECTED_BY_HUMAN:
+    """A human's verdict is certain; otherwise the engine's own confidence in the classification."""
+    if ticket.status in REVIEWED:
         return 1.0
     return ticket.classification.confidence if ticket.classification else 0.0
 
@@ -249,8 +249,8 @@ def review_note(ticket: Ticket, rules: WritebackRules, *, to: str) -> str:
 def summary_line(ticket: Ticket) -> str:
     labels = ticket.labels
     assert labels is not None
-    if ticket.status is Status.CORRECTED_BY_HUMAN:
-        how = "set by a reviewer"
+    if ticket.status in REVIEWED:
+        how = "confirmed by a reviewer" if ticket.corrections[-1].confirmed else "set by a reviewer"
         rationale = ticket.corrections[-1].comment or ""
     else:
         how = f"confidence {confidence_of(ticket):.0%}"

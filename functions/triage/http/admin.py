@@ -31,7 +31,7 @@ def replay(context: Context) -> flask.Response:
 
 def stats(context: Context) -> flask.Response:
     query: schemas.StatsQuery = context.query()
-    figures = context.use(views.stats)(timedelta(hours=query.hours), query.buckets)
+    figures = context.use(views.stats)(timedelta(hours=query.hours), query.buckets, query.tenant)
     return model_response(schemas.Stats, figures)
 
 

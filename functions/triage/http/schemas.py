@@ -80,6 +80,14 @@ class FeedbackRequest(_Request):
     comment: str | None = Field(None, max_length=COMMENT_MAX_CHARS)
 
 
+class ConfirmRequest(_Request):
+    """A reviewer's word that the labels in force are right: the ticket becomes Verified_By_Human
+    (a corrected ticket stays Corrected_By_Human). The body may be empty."""
+
+    reviewer: str | None = Field(None, max_length=SHORT_TEXT_MAX_CHARS)
+    comment: str | None = Field(None, max_length=COMMENT_MAX_CHARS)
+
+
 class LabelsView(BaseModel):
     category: str
     priority: str
@@ -106,6 +114,11 @@ class ClassificationView(BaseModel):
     needs_review: bool = Field(False, description="Answered in a degraded mode (the fallback classifier): check it.")
     degraded: list[str] = Field(default_factory=list, description="What did not work, and what was done instead.")
     remembered: bool = Field(True, description="False: the memory was down; the reconciler puts the ticket in it.")
+    probabilities: dict[str, float] = Field(
+        default_factory=dict,
+        description="A calibrated memory answer: per label, the probability that it is what the classifier of "
+        "record would give (each cleared its value's bar).",
+    )
 
 
 class CorrectionView(BaseModel):
@@ -116,6 +129,16 @@ class CorrectionView(BaseModel):
     reviewer: str | None
     comment: str | None
     corrected_at: datetime
+    confirmed: bool = Field(False, description="A confirmation: the reviewer said the labels were right.")
+
+
+class AuditView(BaseModel):
+    category: str
+    priority: str
+    assignment_group: str
+    classifier: str = Field(description="The classifier of record that was asked.")
+    agreed: dict[str, bool] = Field(description="Per label: did it give the memory's value?")
+    audited_at: datetime
 
 
 class WritebackCall(BaseModel):
@@ -155,6 +178,9 @@ class TicketView(BaseModel):
     last_error: str | None
     revision: int = Field(0, description="How many times the source changed the text and the ticket was re-triaged.")
     writeback: WritebackView | None = Field(None, description="Writing the labels back to Jira or ServiceNow.")
+    audit: AuditView | None = Field(
+        None, description="A memory answer the classifier of record also answered, in the background."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -255,7 +281,8 @@ class TicketList(BaseModel):
 class StatsBucket(BaseModel):
     start: str
     memory: int = Field(description="Tickets created in this bucket and answered from memory")
-    llm: int = Field(description="Tickets created in this bucket and answered by the classifier")
+    llm: int = Field(description="Tickets created in this bucket and answered by an LLM (Gemini)")
+    local_classifier: int = Field(description="Tickets created in this bucket and answered by the local classifier")
 
 
 class Percentiles(BaseModel):
@@ -264,19 +291,70 @@ class Percentiles(BaseModel):
     tickets: int = Field(description="Classified tickets the percentiles are taken over (the newest, at most 1,000)")
 
 
+class TenantMemory(BaseModel):
+    recorded: int = Field(description="Entries on record in Firestore")
+    indexed: int = Field(description="Entries in the tenant's Chroma collection")
+    index_missing: bool = Field(description="Recorded but not indexed: no answers from memory until `triage rebuild`")
+
+
+class MemoryHealth(BaseModel):
+    tenants: dict[str, TenantMemory]
+    index_missing: list[str] = Field(description="Tenants whose index is missing")
+    unavailable: str | None = Field(description="Why the memory could not be read, if it could not")
+
+
+class AnsweredBy(BaseModel):
+    memory: int = Field(description="Answered from memory: no classifier call")
+    llm: int = Field(description="Answered by an LLM (Gemini): one billed call each")
+    local_classifier: int = Field(description="Answered by the embedded local classifier: no LLM call")
+
+
+class FittedRecord(BaseModel):
+    answered: int = Field(description="Earlier tickets at or above the bar when it was fitted")
+    correct: int
+
+
+class PrecisionRow(BaseModel):
+    value: str
+    target: float
+    threshold: float | None = Field(description="The bar the decision's probability must clear; None: never answered")
+    threshold_source: str | None = Field(description="`own` record, `pooled` bar with its own evidence, or `none`")
+    tightened_at: str | None = Field(description="When the live check last raised the bar by itself")
+    fitted: FittedRecord | None
+    measured: int = Field(description="Memory answers with a measured outcome (audits, confirmations, corrections)")
+    correct: int
+    precision: float | None
+    lower95: float | None = Field(description="95% Wilson lower bound of the measured precision")
+    tickets: int = Field(description="Recent tickets (the newest 1,000 of the window) classified with this value")
+    answered_share: float | None = Field(description="Of those, the share the memory answered")
+    status: Literal["ok", "below_target", "no_bar", "unmeasured"]
+
+
+class Precision(BaseModel):
+    tenant: str
+    calibrated: bool = Field(description="False: `triage calibrate` never ran; the fixed policy decides")
+    target: float = Field(description="MEMORY_TARGET_PRECISION, or the target the calibration was fitted to")
+    fitted_at: str | None = None
+    labels: dict[str, list[PrecisionRow]] = Field(description="Per label (category, priority, assignment_group)")
+    unavailable: str | None = None
+
+
 class Stats(BaseModel):
     window_seconds: int
     since: str
     counts: dict[str, int] = Field(description="Tickets created in the window, by current status")
     total: int
-    memory_hit_ratio: float | None = Field(description="Answered from memory / answered by memory or classifier")
-    llm_calls: int
-    llm_calls_avoided: int
+    answered_by: AnsweredBy
+    memory_hit_ratio: float | None = Field(description="Answered from memory / answered by anything")
+    llm_calls: int = Field(description="Tickets answered by an LLM (the local classifier is not one)")
+    llm_calls_avoided: int = Field(description="Tickets answered from memory")
     tokens_per_llm_call: float
     tokens_per_llm_call_measured: bool = Field(description="False: LLM_TOKENS_PER_CALL, no call recorded tokens yet")
     estimated_savings: float = Field(description="llm_calls_avoided x tokens per call / 1000 x LLM_PRICE_PER_1K_TOKENS")
     time_to_classification_ms: Percentiles
     series: list[StatsBucket]
+    memory: MemoryHealth | None = None
+    precision: Precision | None = Field(None, description="The tenant's live precision of memory answers")
 
 
 # --------------------------------------------------------------------------- query strings
@@ -297,6 +375,9 @@ class TicketsQuery(_Query):
 class StatsQuery(_Query):
     hours: int = Field(24, ge=1, le=24 * 90, description="The window, ending now")
     buckets: int = Field(12, ge=1, le=48, description="Time slices of the window in `series`")
+    tenant: str | None = Field(
+        None, min_length=1, max_length=200, description="Whose precision table: default DEFAULT_TENANT"
+    )
 
 
 class FailedQuery(_Query):

@@ -1,4 +1,4 @@
-"""Routes of the ticket resource: submit, read, list, correct."""
+"""Routes of the ticket resource: submit, read, list, correct, confirm."""
 
 from __future__ import annotations
 
@@ -83,6 +83,16 @@ def feedback(context: Context) -> flask.Response:
     return ticket_response(context.use(service.record_feedback)(path_ticket_id(context), correction))
 
 
+def confirm(context: Context) -> flask.Response:
+    body: schemas.ConfirmRequest = context.body()
+    verdict = service.Feedback(
+        category=None,
+        reviewer=body.reviewer.strip() if body.reviewer else body.reviewer,
+        comment=body.comment.strip() if body.comment else body.comment,
+    )
+    return ticket_response(context.use(service.record_feedback)(path_ticket_id(context), verdict))
+
+
 ROUTES = [
     Route(
         "POST",
@@ -118,5 +128,19 @@ ROUTES = [
         scope="feedback",
         body=schemas.FeedbackRequest,
         responses={200: (schemas.TicketView, "The corrected ticket")},
+        errors=(409,),
+        description="Labels outside the taxonomy: 422; a ticket still Pending: 409. Nothing changes then.",
+    ),
+    Route(
+        "POST",
+        "/tickets/<ticket_id>/confirm",
+        confirm,
+        "Confirm a ticket's labels are right (Verified_By_Human); counts a memory answer as correct",
+        scope="feedback",
+        body=schemas.ConfirmRequest,
+        body_required=False,
+        responses={200: (schemas.TicketView, "The confirmed ticket")},
+        errors=(409,),
+        description="A ticket still Pending, or Failed without labels: 409, and nothing changes.",
     ),
 ]

@@ -1,17 +1,20 @@
-"""Load historical labelled tickets into the memory.
+"""Load historical labelled tickets into the memory (Firestore's record, then Chroma's index).
 
 Idempotent by id and therefore resumable: rows whose id the memory already holds
 are skipped without embedding them, so a run interrupted anywhere is finished by
-running it again. Embedding (CPU) and upserting (network) overlap: one chunk is
-written while the next is embedded.
+running it again. Embedding (CPU) and writing (network) overlap: one chunk is
+written while the next is embedded. A large history is split into shards that run in
+parallel (a Cloud Run job's tasks): each row belongs to exactly one shard, by a hash of
+its id, so N shards load exactly what one run loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..domain import LabelSource, MemoryEntry
@@ -23,6 +26,7 @@ from .datasets import LabelledRow, Rejection
 class BackfillReport:
     loaded: int = 0
     skipped: int = 0
+    other_shards: int = 0  # rows another shard loads
     rejected: Counter = dataclasses.field(default_factory=Counter)
     embedded_seconds: float = 0.0
     seconds: float = 0.0
@@ -39,6 +43,7 @@ class BackfillReport:
         return {
             "loaded": self.loaded,
             "skipped": self.skipped,
+            "other_shards": self.other_shards,
             "rejected": self.rejected_total,
             "rejected_reasons": dict(self.rejected.most_common()),
             "seconds": round(self.seconds, 2),
@@ -53,6 +58,32 @@ def _reason_kind(reason: str) -> str:
     return reason
 
 
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0-based): the rows whose id hashes to it."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: the index must be in 0..{self.count - 1}")
+
+    @classmethod
+    def parse(cls, spec: str, environment: Mapping[str, str]) -> Shard:
+        """``I/N``, or ``auto``: a Cloud Run job task's CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT."""
+        if spec == "auto":
+            index, count = environment.get("CLOUD_RUN_TASK_INDEX", "0"), environment.get("CLOUD_RUN_TASK_COUNT", "1")
+        else:
+            index, _, count = spec.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(count) > 0):
+            raise ValueError(f"a shard is I/N with whole numbers and N > 0 (e.g. 0/4), or auto; not {spec!r}")
+        return cls(int(index), int(count))
+
+    def holds(self, row_id: str) -> bool:
+        return int(hashlib.sha256(row_id.encode()).hexdigest()[:12], 16) % self.count == self.index
+
+
 def backfill(
     rows: Iterable[LabelledRow | Rejection],
     *,
@@ -61,6 +92,7 @@ def backfill(
     tenant: str,
     chunk_size: int = 2048,
     progress: Callable[[int], None] | None = None,
+    shard: Shard = Shard(),
 ) -> BackfillReport:
     report = BackfillReport()
     started = time.perf_counter()
@@ -72,7 +104,7 @@ def backfill(
 
     def flush(executor: ThreadPoolExecutor) -> Future | None:
         nonlocal pending
-        known = memory.known([row.row_id for row in chunk])
+        known = memory.known([row.row_id for row in chunk], tenant=tenant)
         fresh = [row for row in chunk if row.row_id not in known]
         report.skipped += len(chunk) - len(fresh)
         if fresh:
@@ -96,6 +128,11 @@ def backfill(
         for row in rows:
             if isinstance(row, Rejection):
                 report.rejected[_reason_kind(row.reason)] += 1
+                if progress:
+                    progress(1)
+                continue
+            if not shard.holds(row.row_id):
+                report.other_shards += 1
                 if progress:
                     progress(1)
                 continue

@@ -1,15 +1,15 @@
 """Offline replay of a labelled dataset: what the memory and the local classifier would do.
 
 * **Stream replay**: tickets arrive one by one in a fixed shuffled order (numpy
-  seed-0 permutation), each earlier ticket already in memory under its true label;
-  the decision policy (``policy.decide``, the worker's own code) answers from memory
-  or not. Figures: the share of LLM calls avoided and the precision of the answers.
+  seed-0 permutation), each earlier ticket already in memory under its true label.
+  A memory (the calibrated decision, ``offline.calibration``; the baselines,
+  ``offline.baselines``) answers some tickets without the LLM. Figures: the share of LLM
+  calls avoided (every scored label answered from memory) and the precision of those
+  answers (every scored label right), with each label's own precision.
 * **Held-out split**: the first 80% of that order is the memory, the last 20% is
   classified by the local classifier (the worker's own class) from its nearest
-  neighbours. Figures: accuracy and macro-F1.
+  neighbours. Figures: accuracy and macro-F1, beside 1-nearest-neighbour and TF-IDF + LinearSVC.
 
-The same figures are computed for two baselines in the same run: a fixed
-1-nearest-neighbour threshold at 0.80 (GPTCache's default) and TF-IDF + LinearSVC.
 Neighbours are found exactly (brute-force cosine on unit vectors), which is what an
 approximate index like Chroma's HNSW aims at.
 """
@@ -17,14 +17,13 @@ approximate index like Chroma's HNSW aims at.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import policy as policy_module
 from ..domain import LabelSource, Neighbour, Taxonomy
-from ..policy import MemoryPolicy
+from ..precision import wilson_lower
 from .datasets import LabelledRow
 
 Progress = Callable[[int], None]
@@ -50,8 +49,33 @@ class MemoryFigures:
         return self.answered / self.tickets if self.tickets else 0.0
 
     @property
-    def precision(self) -> float:
-        return self.correct / self.answered if self.answered else 0.0
+    def precision(self) -> float | None:
+        return self.correct / self.answered if self.answered else None
+
+    @property
+    def lower(self) -> float | None:
+        """The precision's 95% Wilson lower bound."""
+        return wilson_lower(self.correct, self.answered) if self.answered else None
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamAnswers:
+    """One memory's answers along the stream: per ticket, answered without the LLM, and per
+    scored label whether the value it gave (or would give) is right."""
+
+    answered: np.ndarray  # (tickets,) bool
+    right: Mapping[str, np.ndarray]  # per label, (tickets,) bool
+
+    def figures(self, start: int = 0, stop: int | None = None) -> MemoryFigures:
+        answered = self.answered[start:stop]
+        every = np.logical_and.reduce([r[start:stop] for r in self.right.values()])
+        return MemoryFigures(len(answered), int(answered.sum()), int((answered & every).sum()))
+
+    def label_precision(self) -> dict[str, float | None]:
+        """Each label's precision over the tickets answered from memory."""
+        if not self.answered.any():
+            return dict.fromkeys(self.right)
+        return {label: float(right[self.answered].mean()) for label, right in self.right.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,37 +126,6 @@ def prepare(rows: list[LabelledRow], embeddings: np.ndarray, *, neighbours: int,
         for i in range(len(ordered_rows))
     ]
     return Prepared(ordered_rows, ordered, lists)
-
-
-def replay(
-    prepared: Prepared,
-    memory_policy: MemoryPolicy,
-    progress: Progress | None = None,
-    *,
-    start: int = 0,
-    stop: int | None = None,
-) -> MemoryFigures:
-    """The policy over tickets ``start``..``stop`` of the stream (each still sees every earlier one)."""
-    answered = correct = 0
-    rows, lists = prepared.rows[start:stop], prepared.neighbours[start:stop]
-    for row, neighbours in zip(rows, lists, strict=True):
-        decision = policy_module.decide(neighbours, memory_policy)
-        if decision.hit:
-            answered += 1
-            correct += decision.labels.category == row.labels.category  # type: ignore[union-attr]
-        if progress:
-            progress(1)
-    return MemoryFigures(len(rows), answered, correct)
-
-
-def replay_fixed_threshold(prepared: Prepared, threshold: float = 0.80) -> MemoryFigures:
-    """GPTCache's design: answer with the single nearest ticket's label above a threshold."""
-    answered = correct = 0
-    for row, neighbours in zip(prepared.rows, prepared.neighbours, strict=True):
-        if neighbours and neighbours[0].similarity >= threshold:
-            answered += 1
-            correct += neighbours[0].labels.category == row.labels.category
-    return MemoryFigures(len(prepared.rows), answered, correct)
 
 
 # --------------------------------------------------------------------------- held-out split
@@ -214,66 +207,36 @@ def held_out_tfidf_svm(prepared: Prepared, train_fraction: float = 0.8) -> Class
     return _figures(labels[cut:], list(model.predict(vectorizer.transform(texts[cut:]))))
 
 
-# --------------------------------------------------------------------------- calibrate
+# --------------------------------------------------------------------------- figures
 
 
-CALIBRATION_GRID = {
-    "near_duplicate_similarity": (0.95, 0.97, 0.99),
-    "agreement_neighbours": (5, 7, 10),
-    "agreement_similarity": (0.40, 0.45, 0.50, 0.55, 0.60),
-    "agreement_min_voters": (3, 4, 5, 6),
-    "agreement_share": (0.85, 0.9, 1.0),
-    "similarity_exponent": (1.0, 4.0),
-}
+def system_figures(answers: StreamAnswers | None, classifier: ClassifierFigures | None, cut: int) -> dict:
+    """One system's row: its memory answers over the whole stream and from ``cut`` on (whatever
+    it fitted still fitted on earlier tickets), and its held-out accuracy and macro-F1."""
 
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
 
-@dataclasses.dataclass(frozen=True)
-class CalibrationPoint:
-    policy: MemoryPolicy
-    figures: MemoryFigures
-
-
-def calibration_grid(base: MemoryPolicy) -> list[MemoryPolicy]:
-    keys = list(CALIBRATION_GRID)
-    policies = []
-    for values in itertools.product(*(CALIBRATION_GRID[k] for k in keys)):
-        settings = dict(zip(keys, values, strict=True))
-        if settings["agreement_min_voters"] > settings["agreement_neighbours"]:
-            continue
-        policies.append(dataclasses.replace(base, **settings))
-    return policies
-
-
-def calibrate(
-    prepared: Prepared,
-    policies: Sequence[MemoryPolicy],
-    progress: Progress | None = None,
-    *,
-    stop: int | None = None,
-) -> list[CalibrationPoint]:
-    """Each policy replayed over the stream up to ``stop`` (the rest can check the choice)."""
-    points = []
-    for candidate in policies:
-        points.append(CalibrationPoint(candidate, replay(prepared, candidate, stop=stop)))
-        if progress:
-            progress(1)
-    return points
-
-
-def frontier(points: Sequence[CalibrationPoint]) -> list[CalibrationPoint]:
-    """The trade-off curve: points no other point beats on both share answered and precision."""
-    ordered = sorted(points, key=lambda p: (-p.figures.answered_share, -p.figures.precision))
-    curve: list[CalibrationPoint] = []
-    best_precision = -1.0
-    for point in ordered:
-        if point.figures.precision > best_precision:
-            curve.append(point)
-            best_precision = point.figures.precision
-    return list(reversed(curve))
-
-
-def choose(points: Sequence[CalibrationPoint], target_precision: float) -> CalibrationPoint | None:
-    eligible = [p for p in points if p.figures.answered and p.figures.precision >= target_precision]
-    if not eligible:
-        return None
-    return max(eligible, key=lambda p: (p.figures.answered, p.figures.precision))
+    figures: dict = dict.fromkeys(
+        ("llm_calls_avoided", "memory_answers", "memory_precision", "memory_precision_lower95")
+    )
+    figures |= {"per_label_precision": None, "tail": None}
+    if answers is not None:
+        whole, tail = answers.figures(), answers.figures(cut)
+        figures |= {
+            "llm_calls_avoided": round(whole.answered_share, 4),
+            "memory_answers": whole.answered,
+            "memory_precision": rounded(whole.precision),
+            "memory_precision_lower95": rounded(whole.lower),
+            "per_label_precision": {k: rounded(v) for k, v in answers.label_precision().items()},
+            "tail": {
+                "tickets": tail.tickets,
+                "llm_calls_avoided": round(tail.answered_share, 4),
+                "memory_precision": rounded(tail.precision),
+            },
+        }
+    figures |= {
+        "accuracy": None if classifier is None else round(classifier.accuracy, 4),
+        "macro_f1": None if classifier is None else round(classifier.macro_f1, 4),
+    }
+    return figures

@@ -3,7 +3,8 @@ keyword arguments (ports, never adapters):
 
 * ``ingest``: take a ticket from the API or a source's webhook;
 * ``classify``: classify it, from memory or with the classifier; keep the memory in line;
-* ``feedback``: a reviewer's correction;
+* ``feedback``: a reviewer's verdict, a correction or a confirmation;
+* ``audit``: the classifier of record's background check of a memory answer;
 * ``writeback``: write the labels in force back to Jira or ServiceNow;
 * ``recovery``: restart stopped work, dead letters, replay Failed tickets.
 
@@ -13,6 +14,7 @@ must never import a client library or read the environment.
 """
 
 from ..domain import MessageKind
+from .audit import audit
 from .classify import ProcessingOptions, process, remember, warm_up
 from .feedback import Feedback, record_feedback
 from .ingest import EventOutcome, EventResult, IngestResult, IntakeOptions, ingest, ingest_event
@@ -27,6 +29,7 @@ MESSAGE_HANDLERS = {
     MessageKind.WRITE_BACK: write_back,
     MessageKind.WARM_UP: warm_up,
     MessageKind.RECONCILE: scheduled_reconcile,
+    MessageKind.AUDIT: audit,
 }
 # A message Pub/Sub dead-lettered reaches this one, whatever its kind.
 DEAD_LETTER_HANDLER = dead_letter
@@ -46,6 +49,7 @@ __all__ = [
     "ReconcileReport",
     "RecoveryOptions",
     "WritebackQueue",
+    "audit",
     "dead_letter",
     "ingest",
     "ingest_event",

@@ -14,17 +14,40 @@ import logging
 import time
 from collections.abc import Callable
 
-from .. import domain, metrics, policy
-from ..domain import AnswerPath, Classification, LabelSource, MemoryEntry, Status, Taxonomy, Ticket
+from .. import decision, domain, metrics, policy
+from ..domain import (
+    REVIEWED,
+    AnswerPath,
+    Classification,
+    LabelSource,
+    MemoryEntry,
+    MessageKind,
+    Status,
+    Taxonomy,
+    Ticket,
+)
 from ..errors import (
     ClassifierUnavailable,
     InvalidModelOutput,
+    MemoryIndexMissing,
     MemoryUnavailable,
     PermanentError,
     TransientError,
     UnknownTicket,
 )
-from ..ports import ClassificationRequest, Classifier, Clock, Embedder, Memory, Tickets, Verifier
+from ..ports import (
+    Calibrations,
+    ClassificationRequest,
+    Classifier,
+    Clock,
+    Embedder,
+    EvidenceSource,
+    Memory,
+    Publisher,
+    Tickets,
+    Verifier,
+)
+from . import from_memory
 from .outcome import Action, Outcome
 from .writeback import WritebackQueue, resend_writeback, with_writeback
 
@@ -43,6 +66,8 @@ class ProcessingOptions:
     redact: Callable[[str], str] = lambda text: text  # before the text reaches the embedder, LLM or memory
     # Degraded modes: without the memory, classify anyway ("classify") or wait for it ("retry").
     memory_unavailable: str = "classify"
+    # The share of memory answers the classifier of record also answers, in the background (MEMORY_AUDIT_RATE).
+    audit_rate: float = 0.0
 
     def model_text(self, ticket: Ticket) -> str:
         # Redact the whole text, then cut: a cut must never leave half a secret behind.
@@ -62,8 +87,17 @@ def process(
     writeback: WritebackQueue | None = None,
     fallback: Classifier | None = None,
     verifier: Verifier | None = None,
+    calibrations: Calibrations | None = None,
+    evidence: EvidenceSource | None = None,
+    publisher: Publisher | None = None,
 ) -> Outcome:
     """Classify one ticket, from memory when the evidence is strong, else with the classifier.
+
+    With the tenant calibrated (``calibrations``), the memory answers when every label's
+    probability (``decision.judge`` on the neighbours and ``evidence``) clears the bar of its
+    proposed value; uncalibrated, the fixed policy decides. A share (``options.audit_rate``)
+    of memory answers is sent to the classifier of record afterwards (``publisher``, an
+    ``audit`` message), never delaying or changing the answer.
 
     An LLM's labels carry the engine's confidence, never the model's word: ``verifier``'s
     agreement with them. Degraded modes, recorded on the ticket: with the memory unreachable
@@ -104,9 +138,11 @@ def process(
             options=options,
             fallback=fallback,
             verifier=verifier,
+            calibration=calibrations.get(ticket.tenant) if calibrations is not None else None,
+            evidence=evidence,
         )
-        if classification.remembered:
-            classification = _remember(memory, entry, classification, options)
+        # Always: the record is written even when the index is down (then the reconciler indexes it).
+        classification = _remember(memory, entry, classification, options)
         try:
             final = store.update(
                 ticket_id,
@@ -114,7 +150,7 @@ def process(
             )
         except domain.Unchanged as unchanged:
             final = unchanged.ticket
-            if final.status is Status.CORRECTED_BY_HUMAN and final.labels:
+            if final.status in REVIEWED and final.labels:
                 # A human corrected the ticket while we worked: the memory keeps their labels.
                 memory.remember(dataclasses.replace(entry, labels=final.labels, label_source=LabelSource.HUMAN))
             return Outcome(Action.SKIPPED, ticket_id, final.status, f"answer discarded: {unchanged.reason}")
@@ -132,6 +168,8 @@ def process(
         _note_error(ticket_id, error, store=store, clock=clock)
         raise
     resend_writeback(final, writeback)
+    if classification.path is AnswerPath.MEMORY and publisher is not None:
+        _send_to_audit(final, publisher, options.audit_rate)
 
     elapsed = time.perf_counter() - started
     metrics.TICKETS.labels(final.status.value).inc()
@@ -154,9 +192,22 @@ def process(
             "attempt": ticket.attempts,
             "needs_review": classification.needs_review,
             "degraded": list(classification.degraded),
+            "probabilities": dict(classification.probabilities),
         },
     )
     return Outcome(Action.CLASSIFIED, ticket_id, final.status)
+
+
+def _send_to_audit(ticket: Ticket, publisher: Publisher, rate: float) -> None:
+    """Ask the classifier of record about this memory answer in the background, for a fixed
+    share of tickets (chosen by id, so a redelivery makes the same choice). A lost audit
+    message loses one sample, never a ticket: it is logged, not retried."""
+    if not policy.sampled_for_audit(ticket.ticket_id, rate):
+        return
+    try:
+        publisher.publish(ticket.ticket_id, MessageKind.AUDIT)
+    except TransientError as error:
+        log.warning("audit not queued", extra={"ticket_id": ticket.ticket_id, "error": str(error)})
 
 
 def _remember(
@@ -169,10 +220,11 @@ def _remember(
         if options.memory_unavailable != "classify":
             raise
         # The labels stand; the reconciler puts the ticket into the memory later.
+        noted = error if not classification.degraded else "still unavailable"
         return dataclasses.replace(
             classification,
             remembered=False,
-            degraded=(*classification.degraded, f"memory unavailable when storing the ticket ({error})"),
+            degraded=(*classification.degraded, f"memory unavailable when storing the ticket ({noted})"),
         )
 
 
@@ -186,45 +238,45 @@ def _classify(
     options: ProcessingOptions,
     fallback: Classifier | None = None,
     verifier: Verifier | None = None,
+    calibration: decision.Calibration | None = None,
+    evidence: EvidenceSource | None = None,
 ) -> tuple[Classification, MemoryEntry]:
     text = options.model_text(ticket)
     embedding = embedder.embed([text])[0]
     degraded: list[str] = []
     try:
         found = memory.nearest(embedding, tenant=ticket.tenant, limit=options.memory_neighbours + 1)
-        remembered = True
+    except MemoryIndexMissing as error:
+        # The memory is on record but its index is gone: no answer from it, and the ticket is
+        # still recorded (the rebuild indexes it).
+        found = []
+        degraded.append(f"{error}; classified without the memory")
     except MemoryUnavailable as error:
         if options.memory_unavailable != "classify":
             raise
-        found, remembered = [], False
+        found = []
         degraded.append(f"memory unavailable ({error}); classified without it")
     # A crashed earlier attempt may have stored this very ticket already.
     neighbours = [n for n in found if n.ticket_id != ticket.ticket_id][: options.memory_neighbours]
-    decision = policy.decide(neighbours, options.memory_policy)
-    if decision.hit:
-        assert decision.labels is not None and decision.matched is not None
-        classification = Classification(
-            labels=decision.labels,
-            confidence=decision.confidence,
-            rationale=f"Answered from memory: {decision.reason}.",
-            path=AnswerPath.MEMORY,
-            matched_ticket_id=decision.matched.ticket_id,
-            similarity=round(decision.matched.similarity, 4),
-        )
-        source_ticket_id = decision.matched.source_ticket_id or decision.matched.ticket_id
+    request = ClassificationRequest(
+        text=text,
+        embedding=embedding,
+        examples=policy.select_examples(
+            neighbours, max_examples=options.few_shot_max_examples, max_chars=options.few_shot_max_chars
+        ),
+        taxonomy=taxonomy,
+        neighbours=neighbours,
+        tenant=ticket.tenant,
+    )
+    if calibration is not None and evidence is not None:
+        answer = from_memory.calibrated(request, evidence, calibration)
+    else:
+        answer = from_memory.fixed(neighbours, options.memory_policy)
+    if answer is not None:
+        classification, matched = answer
+        source_ticket_id = matched.source_ticket_id or matched.ticket_id
         label_source = LabelSource.MEMORY
     else:
-        examples = policy.select_examples(
-            neighbours, max_examples=options.few_shot_max_examples, max_chars=options.few_shot_max_chars
-        )
-        request = ClassificationRequest(
-            text=text,
-            embedding=embedding,
-            examples=examples,
-            taxonomy=taxonomy,
-            neighbours=neighbours,
-            tenant=ticket.tenant,
-        )
         classification = _ask(classifier, request, fallback, degraded)
         if verifier is not None and classification.classifier == classifier.name:
             classification = dataclasses.replace(
@@ -232,14 +284,12 @@ def _classify(
             )
         classification = dataclasses.replace(
             classification,
-            example_ticket_ids=tuple(e.ticket_id for e in examples),
+            example_ticket_ids=tuple(e.ticket_id for e in request.examples),
             similarity=round(neighbours[0].similarity, 4) if neighbours else None,
         )
         source_ticket_id = None
         label_source = LabelSource.MODEL
-    classification = dataclasses.replace(
-        classification, degraded=(*classification.degraded, *degraded), remembered=remembered
-    )
+    classification = dataclasses.replace(classification, degraded=(*classification.degraded, *degraded))
     entry = MemoryEntry(
         ticket_id=ticket.ticket_id,
         tenant=ticket.tenant,
@@ -304,19 +354,21 @@ def remember(
     labels = ticket.labels
     if labels is None:
         return Outcome(Action.SKIPPED, ticket_id, ticket.status, "no labels yet")
-    label_source = LabelSource.HUMAN if ticket.status is Status.CORRECTED_BY_HUMAN else LabelSource.MODEL
-    text = options.model_text(ticket)
-    memory.remember(
-        MemoryEntry(
-            ticket_id=ticket.ticket_id,
-            tenant=ticket.tenant,
-            embedding=embedder.embed([text])[0],
-            text=text,
-            labels=labels,
-            label_source=label_source,
+    label_source = LabelSource.HUMAN if ticket.status in REVIEWED else LabelSource.MODEL
+    # One memory write: an entry the memory holds is relabelled (with those answered from it);
+    # one it lacks is embedded and stored.
+    if not memory.relabel(ticket.ticket_id, tenant=ticket.tenant, labels=labels, label_source=label_source):
+        text = options.model_text(ticket)
+        memory.remember(
+            MemoryEntry(
+                ticket_id=ticket.ticket_id,
+                tenant=ticket.tenant,
+                embedding=embedder.embed([text])[0],
+                text=text,
+                labels=labels,
+                label_source=label_source,
+            )
         )
-    )
-    memory.relabel(ticket.ticket_id, tenant=ticket.tenant, labels=labels, label_source=label_source)
     if ticket.classification is not None and not ticket.classification.remembered:
         try:
             store.update(ticket_id, lambda t: domain.ticket.mark_remembered(t, now=clock()))

@@ -4,6 +4,11 @@ A ticket is stored as Pending and its work message published before the caller h
 202; if the publish fails the ticket is deleted again, so a ticket either exists and is
 on its way to the worker or does not exist. Every submission is idempotent: its id is
 derived from the source's own id or the caller's Idempotency-Key.
+
+Two round trips, no more: the create and the acknowledged publish. Nothing records that the
+publish happened. A request that dies between the two leaves a Pending ticket that no
+message names; the caller's retry publishes it (below), and without a retry the reconciler
+publishes it again once it has been Pending for RECONCILE_AFTER_SECONDS.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import enum
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from .. import domain, metrics
@@ -27,8 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class IntakeOptions:
-    # Longer than a publish may take: a ticket unpublished after this is one whose first
-    # request died before its publish was acknowledged.
+    # Longer than a publish may take: a ticket untouched for this long and never delivered may
+    # be one whose first request died before its publish was acknowledged.
     in_flight_for: timedelta = timedelta(seconds=30)
     # Applied to the text before it is stored: the redaction, unless STORE_ORIGINAL_TEXT.
     redact: Callable[[str], str] = lambda text: text
@@ -52,9 +57,10 @@ def ingest(
     """Store the ticket as Pending and publish it; return once Pub/Sub has acknowledged.
 
     A repeated submission (same source and external id, or same Idempotency-Key) returns
-    the ticket already made and publishes nothing, unless the first attempt stored the
-    ticket and died without seeing its publish acknowledged (the ticket is still
-    unpublished after ``intake.in_flight_for``), in which case it publishes now.
+    the ticket already made and publishes nothing, unless the first attempt may have stored
+    the ticket and died before its publish was acknowledged (``_maybe_unpublished``): then
+    it publishes now. At worst that sends a second message for a ticket still queued, which
+    the worker's claim turns into nothing.
     """
     natural_key = submission.natural_key()
     ticket = domain.new_ticket(
@@ -74,24 +80,35 @@ def ingest(
                 "this Idempotency-Key was already used with a different request body",
                 code="idempotency_key_reused",
             )
-        if existing.published or clock() - existing.created_at < intake.in_flight_for:
-            # Published, or the first request is still publishing it: either way it is on its way.
+        if not _maybe_unpublished(existing, clock(), intake):
+            # Delivered, or the first request may still be publishing it: either way it is on its way.
             log.info("duplicate submission", extra={"ticket_id": existing.ticket_id, "status": existing.status.value})
             return IngestResult(existing, created=False)
-        # The first request stored it but died before its publish was acknowledged.
-        log.warning("completing the publish of an earlier submission", extra={"ticket_id": existing.ticket_id})
-        return IngestResult(publish(existing, store=store, publisher=publisher, clock=clock, undo=False), False)
-    published = publish(ticket, store=store, publisher=publisher, clock=clock, undo=True)
-    metrics.TICKETS.labels(published.status.value).inc()
+        log.warning("publishing an earlier submission again", extra={"ticket_id": existing.ticket_id})
+        return IngestResult(publish(existing, store=store, publisher=publisher, undo=False), False)
+    publish(ticket, store=store, publisher=publisher, undo=True)
+    metrics.TICKETS.labels(ticket.status.value).inc()
     log.info(
         "ticket accepted",
-        extra={"ticket_id": published.ticket_id, "source": published.source or "api", "tenant": published.tenant},
+        extra={"ticket_id": ticket.ticket_id, "source": ticket.source or "api", "tenant": ticket.tenant},
     )
-    return IngestResult(published, created=True)
+    return IngestResult(ticket, created=True)
 
 
-def publish(ticket: Ticket, *, store: Tickets, publisher: Publisher, clock: Clock, undo: bool) -> Ticket:
-    """Publish the ticket's classify message and record that it went out.
+def _maybe_unpublished(ticket: Ticket, now: datetime, intake: IntakeOptions) -> bool:
+    """Whether no message for this ticket may have been acknowledged: it is Pending, no delivery
+    has reached the worker (no attempt), and it has been untouched for longer than a publish
+    may take (so no request is publishing it now)."""
+    return (
+        ticket.status is Status.PENDING
+        and not ticket.published  # what the first version recorded
+        and ticket.attempts == 0
+        and now - ticket.updated_at >= intake.in_flight_for
+    )
+
+
+def publish(ticket: Ticket, *, store: Tickets, publisher: Publisher, undo: bool) -> Ticket:
+    """Publish the ticket's classify message; return once Pub/Sub has acknowledged it.
 
     ``undo``: delete the ticket if the publish fails (it was created by this request).
     """
@@ -103,17 +120,12 @@ def publish(ticket: Ticket, *, store: Tickets, publisher: Publisher, clock: Cloc
                 store.delete(ticket.ticket_id)
             except TransientError:
                 log.error(
-                    "publish failed and the ticket could not be deleted; it stays Pending unpublished",
+                    "publish failed and the ticket could not be deleted; it stays Pending until the reconciler"
+                    " publishes it",
                     extra={"ticket_id": ticket.ticket_id},
                 )
         raise
-    try:
-        store.mark_published(ticket.ticket_id, clock())
-    except TransientError:
-        # The message is out, so the worker will process the ticket; only the flag that
-        # stops a late duplicate submission from publishing again is missing.
-        log.warning("published but could not record it", extra={"ticket_id": ticket.ticket_id})
-    return dataclasses.replace(ticket, published=True)
+    return ticket
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -203,13 +215,13 @@ def _retriage(
         )
     except domain.Unchanged as unchanged:
         ticket = unchanged.ticket
-        if ticket.status is not Status.PENDING or ticket.published:
+        if not _maybe_unpublished(ticket, clock(), intake):
             return EventResult(EventOutcome.UNCHANGED, ticket, unchanged.reason)
-        # An earlier delivery of this change died before its publish: finish it.
+        # An earlier delivery of this change may have died before its publish: finish it.
     if ticket.status is not Status.PENDING:
         return EventResult(
             EventOutcome.UNCHANGED, ticket, "a human corrected this ticket: the new text is kept, not re-triaged"
         )
-    published = publish(ticket, store=store, publisher=publisher, clock=clock, undo=False)
+    publish(ticket, store=store, publisher=publisher, undo=False)
     log.info("ticket re-triaged", extra={"ticket_id": ticket.ticket_id, "revision": ticket.revision})
-    return EventResult(EventOutcome.RETRIAGED, published)
+    return EventResult(EventOutcome.RETRIAGED, ticket)

@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     WRITTEN_BACK = "written_back"
     DEAD_LETTERED = "dead_lettered"
     RECONCILED = "reconciled"
+    AUDITED = "audited"
 
 
 @dataclasses.dataclass(frozen=True)

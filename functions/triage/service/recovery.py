@@ -61,7 +61,9 @@ def reconcile(
     to ``recovery``'s).
 
     * Pending tickets untouched for ``older_than`` are published again, at most
-      ``max_republish`` times each; then they become Failed with the reason.
+      ``max_republish`` times each; then they become Failed with the reason. This is also
+      what publishes a ticket whose API request died between storing it and its publish
+      (ingest records no "published" flag: that write would cost every request a round trip).
     * Write-backs pending that long are queued again (the write-back gives up by itself
       after its own attempts).
     * Tickets classified while the memory was down are put into the memory.
@@ -127,7 +129,6 @@ def replay_failed(
         except (domain.Unchanged, UnknownTicket):
             continue
         publisher.publish(ticket_id, MessageKind.CLASSIFY)
-        store.mark_published(ticket_id, clock())
         replayed.append(ticket_id)
     log.info("failed tickets replayed", extra={"count": len(replayed)})
     return replayed

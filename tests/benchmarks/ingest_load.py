@@ -1,0 +1,132 @@
+"""Ingest under load, and its baselines: the same HTTP load against the engine's ``api`` and a
+trivial functions-framework function, and the engine's two primitives (a Firestore create and
+a Pub/Sub publish acknowledged) called straight from threads, with the same client libraries
+and the same concurrency, without HTTP or any code of ours in between."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def figures(latencies: list[float], wall: float) -> dict[str, float]:
+    return {
+        "requests": len(latencies),
+        "rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
+
+
+def concurrently(items: list[Any], concurrency: int, make_worker: Callable[[], Callable[[Any], None]]) -> dict:
+    """Run every item once through ``concurrency`` threads, each with its own worker (a
+    connection, say); latency per item and throughput over the wall time."""
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    queue = list(items)
+
+    def thread() -> None:
+        work = make_worker()
+        while True:
+            with lock:
+                if not queue or errors:
+                    return
+                item = queue.pop()
+            started = time.perf_counter()
+            try:
+                work(item)
+            except BaseException as error:  # reported below, after every thread stopped
+                with lock:
+                    errors.append(error)
+                return
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=thread) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} failures, the first: {errors[0]!r}")
+    return figures(latencies, time.perf_counter() - started)
+
+
+def post_classify(url: str) -> Callable[[bytes], None]:
+    """A keep-alive connection that POSTs one body to /classify and insists on 202."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def send(body: bytes) -> None:
+        connection.request("POST", "/classify", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 202:
+            raise RuntimeError(f"POST /classify answered {response.status}: {answer[:200]!r}")
+
+    return send
+
+
+def http_load(url: str, bodies: list[bytes], concurrency: int) -> dict:
+    return concurrently(bodies, concurrency, lambda: post_classify(url))
+
+
+def first_request_ms(url: str, body: bytes) -> float:
+    """One POST /classify on a new connection, in milliseconds."""
+    send = post_classify(url)
+    started = time.perf_counter()
+    send(body)
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+@functools.cache
+def clients(project: str) -> tuple[Any, Any]:
+    """A Firestore client and a publisher as the engine makes them (same batch settings), kept
+    between runs so that a warm-up run leaves them connected."""
+    from google.cloud import firestore, pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_latency=0.002))
+    return firestore.Client(project=project), publisher
+
+
+def primitives_load(project: str, collection: str, topic: str, tickets: list[dict], concurrency: int) -> dict:
+    """What one ingest request must do at the least, with the client libraries the engine uses
+    (and its publisher's batch settings): create the ticket's document, publish its message and
+    wait for Pub/Sub's acknowledgement. The documents are made before the clock starts."""
+    from triage.adapters.firestore_records import ticket_to_document
+    from triage.domain import Submission, new_ticket
+
+    client, publisher = clients(project)
+    topic_path = publisher.topic_path(project, topic)
+    collection_of = client.collection(collection)
+    now = datetime.now(UTC)
+    prepared = []
+    for ticket in tickets:
+        ticket_id = uuid.uuid4().hex
+        document = ticket_to_document(new_ticket(Submission(**ticket), ticket_id=ticket_id, now=now))
+        prepared.append((ticket_id, document, f'{{"ticket_id":"{ticket_id}","kind":"classify"}}'.encode()))
+
+    def make_worker() -> Callable[[tuple[str, dict, bytes]], None]:
+        def one(item: tuple[str, dict, bytes]) -> None:
+            ticket_id, document, message = item
+            collection_of.document(ticket_id).create(document)
+            publisher.publish(topic_path, message, ticket_id=ticket_id, kind="classify").result(timeout=30)
+
+        return one
+
+    return concurrently(prepared, concurrency, make_worker)
