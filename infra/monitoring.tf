@@ -90,6 +90,17 @@ resource "google_logging_metric" "tickets_failed" {
   }
 }
 
+resource "google_logging_metric" "classifier_misconfigured" {
+  name        = "${var.name_prefix}/classifier_misconfigured"
+  description = "Calls Gemini refused for the configured credentials (a wrong or revoked key, a missing role): tickets fall back to the local classifier or wait, Pending, for the fix."
+  filter      = "${local.worker_logs} AND severity=CRITICAL AND jsonPayload.message=~\"^Gemini refuses the configured credentials\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
 resource "google_logging_metric" "tickets_corrected" {
   name        = "${var.name_prefix}/tickets_corrected"
   description = "Reviewers' verdicts (the API's logs): corrections (POST /tickets/{id}/feedback with new labels) and confirmations (POST /tickets/{id}/confirm), by verdict."
@@ -210,7 +221,8 @@ resource "time_sleep" "log_metrics_visible" {
   create_duration = var.log_metric_wait
 
   triggers = {
-    tickets_failed = google_logging_metric.tickets_failed.id
+    tickets_failed           = google_logging_metric.tickets_failed.id
+    classifier_misconfigured = google_logging_metric.classifier_misconfigured.id
   }
 }
 
@@ -317,6 +329,34 @@ resource "google_monitoring_alert_policy" "failed_tickets" {
   documentation {
     mime_type = "text/markdown"
     content   = "A ticket ended Failed with its reason. `triage failed` lists them; `triage replay` retries them once the cause is fixed."
+  }
+
+  depends_on = [time_sleep.log_metrics_visible]
+}
+
+resource "google_monitoring_alert_policy" "classifier_misconfigured" {
+  display_name          = "Ticket triage: Gemini refuses the credentials"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "refused credentials in 5 minutes"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.classifier_misconfigured.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Gemini refuses the worker's credentials (`API_KEY_INVALID`, 401 or 403). Tickets are answered by the local classifier and flagged for review, or with `CLASSIFIER_FALLBACK=none` wait Pending and are re-sent by each reconcile. Fix the key in Secret Manager (Gemini API) or the worker's `roles/aiplatform.user` (Vertex AI)."
   }
 
   depends_on = [time_sleep.log_metrics_visible]

@@ -37,11 +37,29 @@ LLM_LATENCY = Histogram(
     ["classifier"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+LLM_TOKENS = Counter(
+    "triage_llm_tokens_total",
+    "Tokens of the classifier's calls, by classifier and direction (output includes thinking).",
+    ["classifier", "direction"],
+)
+HTTP_REQUESTS = Counter(
+    "triage_http_requests_total",
+    "API requests by route (method and path template) and status class.",
+    ["route", "code"],
+)
+HTTP_SECONDS = Histogram(
+    "triage_http_request_seconds",
+    "Time to answer an API request, by route.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REVIEWS = Counter("triage_reviews_total", "Reviewers' verdicts on classified tickets.", ["verdict"])
 CONFIGURATION_ERRORS = Counter(
     "triage_configuration_errors_total",
     "Calls an outside system refused for our configuration (a wrong key, a missing role), by system.",
     ["system"],
 )
+CONFIGURATION_ERRORS.labels("gemini")  # exported at 0 from the start: an alert or a panel sees "none yet"
 RETRIES = Counter("triage_retries_total", "Attempts that failed transiently; Pub/Sub delivers the message again.")
 FAILURES = Counter("triage_failures_total", "Tickets that ended Failed, by kind of fault.", ["kind"])
 CLASSIFY_SECONDS = Histogram(

@@ -49,7 +49,14 @@ GRAFANA_VIEWS = {
     "failures": "triage_failures_total",
     "tickets by status": "triage_tickets_total",
     "memory precision by category": "triage_memory_precision",
+    "llm tokens": "triage_llm_tokens_total",
+    "corrections": "triage_reviews_total",
+    "api 5xx": "triage_http_requests_total",
+    "api latency": "triage_http_request_seconds_bucket",
+    "configuration errors": "triage_configuration_errors_total",
 }
+# Pub/Sub's dead-letter depth and oldest unacknowledged message are Pub/Sub's own metrics: only the
+# Cloud Monitoring dashboard can show them (no process's /metrics knows them).
 _PLACEHOLDER = re.compile(r"(?<!\$)\$\{([a-z_.]+)\}")
 _PROMQL_WORDS = frozenset(
     {

@@ -56,12 +56,21 @@ def test_a_refused_credential_leaves_no_ticket_failed(fake, taxonomy, backend, c
     assert ticket.status is Status.CLASSIFIED_BY_AI and ticket.classification.classifier == "local-embedding"
     assert ticket.classification.needs_review
     assert "refused the credentials" in ticket.classification.degraded[0]
-    # Without a fallback the ticket waits (Pub/Sub redelivers) until the key is fixed: still not Failed.
+    # Without a fallback the ticket waits, however many deliveries and reconciles it takes, and
+    # is answered once the key is fixed.
     waiting = engine_on_gemini(taxonomy, fake, backend, credential, fallback=False)
     ticket_id = submit(waiting, "Printer jammed")
-    with pytest.raises(Exception, match="refused the credentials"):
-        waiting.process(ticket_id)
-    assert waiting.store.tickets[ticket_id].status is Status.PENDING
+    for _ in range(waiting.options.max_delivery_attempts + 2):
+        outcome = waiting.process(ticket_id)
+        assert outcome.action == "waiting" and "refused the credentials" in outcome.detail
+        waiting.clock.advance(seconds=3600)
+        assert ticket_id in waiting.reconcile().republished
+    ticket = waiting.store.tickets[ticket_id]
+    assert ticket.status is Status.PENDING and ticket.attempts == 0 and ticket.republished == 1
+    assert "waiting for the classifier's configuration" in ticket.last_error
+    waiting.set(classifier=classifier(fake, backend))  # the operator fixes the credential
+    assert waiting.process(ticket_id).action == "classified"
+    assert waiting.store.tickets[ticket_id].classification.classifier == "gemini-test-flash"
 
 
 def test_with_74_categories_the_schema_is_refused_and_every_ticket_is_still_classified(fake):

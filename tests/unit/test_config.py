@@ -85,3 +85,31 @@ def test_a_broken_taxonomy_file_names_the_setting(tmp_path):
     path.write_text('{"categories": []}')
     with pytest.raises(ConfigurationError, match="TAXONOMY_FILE"):
         load_taxonomy(path)
+
+
+def test_an_unknown_gemini_backend_names_the_setting(monkeypatch):
+    monkeypatch.setenv("GEMINI_BACKEND", "bard")
+    with pytest.raises(ConfigurationError, match=r"(?i)gemini_backend"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"GEMINI_LOCATION": "europe-west1"}, "GEMINI_PROJECT"),
+        ({"GEMINI_PROJECT": "acme-prod", "GEMINI_LOCATION": " "}, "GEMINI_LOCATION"),
+    ],
+)
+def test_vertex_without_its_project_or_location_names_the_setting(monkeypatch, environment, named):
+    for name in ("GEMINI_API_KEY", "GEMINI_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GEMINI_LOCATION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLASSIFIER", "gemini")
+    monkeypatch.setenv("GEMINI_BACKEND", "vertex")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=named):
+        load_settings()
+    monkeypatch.setenv("GEMINI_PROJECT", "acme-prod")
+    monkeypatch.setenv("GEMINI_LOCATION", "global")
+    settings = load_settings()
+    assert (settings.vertex_project, settings.gemini_location) == ("acme-prod", "global")

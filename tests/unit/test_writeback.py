@@ -251,3 +251,23 @@ def test_a_correction_during_a_running_write_back_leaves_another_one_pending(eng
         ),
     )
     assert finished.writeback.status is WritebackStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("rationale", "kept", "gone"),
+    [
+        ("See [the runbook](https://evil.example/x) now", "the runbook", "evil.example"),
+        ("Ask [~admin] and read [docs|http://intranet/wiki]", "docs", "[~admin]"),
+        ("<script>alert(1)</script>Printer *jammed* {color:red}urgent{color}", "Printer jammed urgent", "<script>"),
+        ("Visit www.phish.example or mailto:x@y.z !logo.png!", "(link removed)", "phish"),
+    ],
+)
+def test_a_rationale_is_plain_text_without_links_before_it_reaches_the_source(rationale, kept, gone):
+    safe = domain.writeback.safe_rationale(rationale)
+    assert kept in safe and gone not in safe
+    assert not any(mark in safe for mark in "<>[]{}*|")
+
+
+def test_a_long_rationale_is_cut_to_its_limit():
+    safe = domain.writeback.safe_rationale("word " * 200)
+    assert len(safe) == domain.writeback.RATIONALE_MAX_CHARS and safe.endswith("\u2026")

@@ -9,7 +9,8 @@ How the real API fails, and what each failure becomes here:
 
 * a key or credential the API refuses (``400 API_KEY_INVALID``, 401, 403): a configuration
   error, logged at CRITICAL and counted, raised as ClassifierMisconfigured (transient): the
-  ticket falls back to the local classifier (CLASSIFIER_FALLBACK) or waits, never Failed;
+  ticket falls back to the local classifier (CLASSIFIER_FALLBACK) or waits, Pending, for the
+  fix (``service.process``), never Failed;
 * a response schema the API finds too complex (400, "too many states"): the next, simpler
   schema is tried, for this and every later call of the process, and the ticket says so;
 * any other 400 (the request's content): under a simpler schema once, then that ticket alone

@@ -272,6 +272,22 @@ def note_error(ticket: Ticket, error: str, *, now: datetime) -> Ticket:
     return dataclasses.replace(ticket, last_error=error, lease_expires_at=None, updated_at=now)
 
 
+def wait_for_configuration(ticket: Ticket, error: str, *, now: datetime) -> Ticket:
+    """The classifier refuses its credentials and nothing may answer in its place: the ticket
+    waits, Pending, for the operator's fix. This delivery's attempt is given back and the
+    reconciler's re-sends start over, so however long the fix takes the ticket is never
+    Failed for it; each reconcile sends it again until it is answered."""
+    _pending(ticket)
+    return dataclasses.replace(
+        ticket,
+        attempts=max(ticket.attempts - 1, 0),
+        republished=0,
+        last_error=f"waiting for the classifier's configuration: {error}"[:1000],
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
 def correct(
     ticket: Ticket,
     labels: Labels,

@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ import pydantic
 from werkzeug import exceptions as http_exceptions
 from werkzeug.routing import Map, Rule
 
-from .. import logs
+from .. import logs, metrics
 from ..config import Settings
 from ..domain import Taxonomy
 from ..errors import (
@@ -176,14 +177,20 @@ class App:
 
     def handle(self, request: flask.Request) -> flask.Response:
         trace = logs.bind_trace(request.headers, self.settings().google_cloud_project)
+        started = time.perf_counter()
         try:
-            return self._handle(request)
+            response = self._handle(request)
         finally:
             logs.TRACE.reset(trace)
+        route = request.environ.get(_ROUTE, "unmatched")
+        metrics.HTTP_REQUESTS.labels(route, f"{response.status_code // 100}xx").inc()
+        metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+        return response
 
     def _handle(self, request: flask.Request) -> flask.Response:
         try:
             route, arguments = self.match(request)
+            request.environ[_ROUTE] = f"{route.method} {route.path}"
             by_source = route.source_credential is not None and route.source_credential(self.settings())
             if route.scope is not None and not by_source:
                 self.authenticate(request, route.scope)
@@ -225,6 +232,10 @@ class App:
         from .openapi import document
 
         return document(self.routes, taxonomy=self.taxonomy(), version=self.version)
+
+
+# The matched route's method and path template, for the request metrics (bounded: one per route).
+_ROUTE = "triage.route"
 
 
 # --------------------------------------------------------------------------- request decoding

@@ -27,6 +27,7 @@ from ..domain import (
     Ticket,
 )
 from ..errors import (
+    ClassifierMisconfigured,
     ClassifierUnavailable,
     InvalidModelOutput,
     MemoryIndexMissing,
@@ -164,6 +165,16 @@ def process(
         metrics.FAILURES.labels(type(error).__name__).inc()
         metrics.TICKETS.labels(failed.status.value).inc()
         return Outcome(Action.FAILED, ticket_id, failed.status, reason)
+    except ClassifierMisconfigured as error:
+        # No fallback (CLASSIFIER_FALLBACK=none): acknowledged, so no redelivery counts towards
+        # the dead-letter limit; the reconciler sends it again until the credentials are fixed.
+        refused = str(error)
+        try:
+            waiting = store.update(ticket_id, lambda t: domain.ticket.wait_for_configuration(t, refused, now=clock()))
+        except domain.Unchanged as unchanged:
+            waiting = unchanged.ticket
+        log.critical("ticket waits for the classifier's configuration", extra={"ticket_id": ticket_id})
+        return Outcome(Action.WAITING, ticket_id, waiting.status, refused)
     except Exception as error:
         _note_error(ticket_id, error, store=store, clock=clock)
         raise
@@ -175,6 +186,9 @@ def process(
     metrics.TICKETS.labels(final.status.value).inc()
     metrics.MEMORY_LOOKUPS.labels("hit" if classification.path is AnswerPath.MEMORY else "miss").inc()
     metrics.CLASSIFY_SECONDS.labels(classification.path.value).observe(elapsed)
+    for direction, tokens in (("input", classification.input_tokens), ("output", classification.output_tokens)):
+        if tokens:
+            metrics.LLM_TOKENS.labels(classification.classifier, direction).inc(tokens)
     log.info(
         "ticket classified",
         extra={

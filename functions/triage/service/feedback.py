@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from .. import domain
+from .. import domain, metrics
 from ..domain import Labels, LabelSource, MessageKind, Status, Taxonomy, Ticket
 from ..errors import Conflict, NotFound, TransientError, UnknownTicket
 from ..ports import Calibrations, Clock, Memory, Publisher, Tickets
@@ -90,6 +90,7 @@ def record_feedback(
     if not relabelled:
         publisher.publish(ticket_id, MessageKind.REMEMBER)
     resend_writeback(ticket, writeback)
+    metrics.REVIEWS.labels(verdict).inc()
     log.info(
         "ticket reviewed",
         extra={"ticket_id": ticket_id, "status": ticket.status.value, "verdict": verdict, "memory_updated": relabelled},

@@ -18,6 +18,7 @@ class Action(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
     RECONCILED = "reconciled"
     AUDITED = "audited"
+    WAITING = "waiting"  # the classifier refuses its credentials and there is no fallback
 
 
 @dataclasses.dataclass(frozen=True)
