@@ -18,13 +18,13 @@ locals {
   # worker_max_instances. The worker counts its own real attempts (MAX_DELIVERY_ATTEMPTS, on
   # the ticket in Firestore) and fails a ticket itself, so Pub/Sub's count only has to outlast
   # the refusals of a burst plus those attempts:
-  #   capacity      = worker_max_instances x worker_tickets_per_second (18/s per instance, measured)
-  #   drain         = burst_tickets / capacity                  (1,000,000 / 180 = 5,556 s)
+  #   capacity      = worker_max_instances x worker_tickets_per_second (11/s per instance, measured)
+  #   drain         = burst_tickets / capacity                  (1,000,000 / 110 = 9,091 s)
   #   refusals      = pushes one message can be refused while the burst drains, with the
   #                   backoff doubling from 10 s to the 600 s cap: 10+20+...+320 = 630 s in 6
-  #                   refusals, then one per 600 s, plus the first push: 6 + ceil(4,926/600) + 1 = 16
+  #                   refusals, then one per 600 s, plus the first push: 6 + ceil(8,461/600) + 1 = 22
   #   Pub/Sub limit = MAX_DELIVERY_ATTEMPTS + 2 (a worker that died before recording the
-  #                   failure) + refusals = 5 + 2 + 16 = 23 deliveries (Pub/Sub allows 5-100).
+  #                   failure) + refusals = 5 + 2 + 22 = 29 deliveries (Pub/Sub allows 5-100).
   # (Pub/Sub documents the backoff as exponential between the two bounds without naming the
   # factor; doubling is the assumption. Push flow control also slows pushes to an endpoint
   # that refuses them, which only means fewer refusals than this.)

@@ -67,8 +67,8 @@ variable "api_min_instances" {
 
 variable "api_concurrency" {
   type        = number
-  description = "Concurrent requests per API instance. The API waits on Firestore and Pub/Sub, not on the CPU. Also the number of gunicorn threads (THREADS), so the instance really serves that many at once."
-  default     = 40
+  description = "Concurrent requests per API instance (README, Capacity model: one vCPU is busy at about 10 in flight, 175 requests/s x 60 ms; 16 leaves room for slower Firestore answers without queueing inside the instance). Also the number of gunicorn threads (THREADS), so the instance really serves that many at once."
+  default     = 16
   validation {
     condition     = var.api_concurrency >= 1 && var.api_concurrency <= 1000
     error_message = "api_concurrency must be between 1 and 1000."
@@ -93,8 +93,8 @@ variable "worker_cpu" {
 
 variable "worker_concurrency" {
   type        = number
-  description = "Messages one worker instance handles at once (they share the model). Also the number of gunicorn threads (THREADS)."
-  default     = 4
+  description = "Messages one worker instance handles at once (they share the model). The memory path is CPU-bound and the LLM path waits on Gemini, so 8 keeps the vCPU busy while calls are out (README, Capacity model). Also the number of gunicorn threads (THREADS)."
+  default     = 8
   validation {
     condition     = var.worker_concurrency >= 1 && var.worker_concurrency <= 80
     error_message = "worker_concurrency must be between 1 and 80."
@@ -139,8 +139,8 @@ variable "max_delivery_attempts" {
 
 variable "worker_tickets_per_second" {
   type        = number
-  description = "Tickets one worker instance classifies per second, as measured (make bench: about 18/s with the default 1 vCPU and concurrency 4). Sizes the dead-letter budget; do not raise it above what you measured."
-  default     = 18
+  description = "Tickets one worker instance classifies per second, as measured (make bench: 11.6 and 14.3/s on the memory path in two runs, 64 to 79 ms of worker CPU per ticket, 1 vCPU). Sizes the dead-letter budget; do not raise it above what you measured."
+  default     = 11
   validation {
     condition     = var.worker_tickets_per_second > 0 && var.worker_tickets_per_second <= 1000
     error_message = "worker_tickets_per_second must be a measured rate between 0 and 1000."

@@ -2,10 +2,11 @@ terraform {
   required_version = ">= 1.6"
 
   # Pessimistic constraints: minor and patch updates only, never a new major version by
-  # surprise. The exact versions and their hashes live in .terraform.lock.hcl, which is
-  # committed; it is written by `terraform providers lock` (README, "Deploy", first deploy)
-  # because no registry can be reached where this repository is checked. Cloud Build runs
-  # `terraform init -lockfile=readonly`, so a build never picks a provider the lock does not name.
+  # surprise. The exact versions and their hashes belong in .terraform.lock.hcl, which is not
+  # in the repository yet: no registry can be reached where it is developed, so the first
+  # deploy writes it with `terraform providers lock` and commits it (README, "Deploy"). Cloud
+  # Build runs `terraform init -lockfile=readonly`: until the lock is committed a build stops
+  # at init, and after that it never picks a provider the lock does not name.
   required_providers {
     google = {
       source  = "hashicorp/google"
