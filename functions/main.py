@@ -13,6 +13,7 @@ import logging
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from werkzeug.exceptions import HTTPException
 
 from triage import bootstrap
 from triage.domain import messages
@@ -27,6 +28,14 @@ bootstrap.start_instance()
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
     return bootstrap.http_app().handle(request)
+
+
+@functions_framework.errorhandler(HTTPException)
+def framework_error(error: HTTPException) -> flask.Response:
+    """What the framework refused before ``api`` ran, as JSON like every other error."""
+    from triage import http  # the worker never needs the HTTP package: imported on first use
+
+    return http.framework_error(error)
 
 
 @functions_framework.cloud_event

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.harness import Engine
+from tests.harness import Engine, error_of
 from triage import domain, service
 from triage.domain import Labels, Status, Submission, WritebackStatus
 from triage.errors import ClassifierUnavailable, PublishFailed
@@ -153,6 +153,19 @@ def test_the_admin_routes(taxonomy, monkeypatch):
     listed = api.client.get("/admin/failed?limit=5", headers=headers).get_json()["tickets"]
     assert [(t["ticket_id"], t["last_error"]) for t in listed] == [(ticket_id, "InvalidModelOutput: not JSON")]
     assert api.post("/admin/replay", {}, headers).status_code == 422
+    # JSON types are taken as they are: a boolean is no count, a number no boolean (schemathesis'
+    # ST201 found `{"limit": true}` accepted as 1).
+    for path, body in (
+        ("/admin/reconcile", {"limit": True}),
+        ("/admin/reconcile", {"older_than_seconds": "60"}),
+        ("/admin/replay", {"all": 1}),
+        ("/admin/replay", {"ticket_ids": [ticket_id], "limit": 5.5}),
+    ):
+        response = api.post(path, body, headers)
+        assert response.status_code == 422 and error_of(response)["code"] == "validation_failed", (path, body)
+    # ...and 382.0 is an integer, as JSON Schema says (ST202 found it refused).
+    assert api.post("/admin/reconcile", {"limit": 382.0, "older_than_seconds": 999999}, headers).status_code == 200
+    assert api.store.tickets[ticket_id].status is Status.FAILED  # nothing happened
     replayed = api.post("/admin/replay", {"ticket_ids": [ticket_id]}, headers).get_json()
     assert replayed == {"replayed": [ticket_id]}
     api.clock.advance(3600)

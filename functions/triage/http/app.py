@@ -302,6 +302,17 @@ def model_response(
     return json_response(model.model_validate(value).model_dump(mode="json"), status, headers)
 
 
+def framework_error(error: http_exceptions.HTTPException) -> flask.Response:
+    """An error functions-framework's own Flask app raised before ``api`` ran: its catch-all
+    route does not match a path with a newline in it (``/tickets/a%0Ab``), for one. The same
+    JSON error body as every other."""
+    if error.code == 404:
+        return error_response(NotFound(f"no route for {flask.request.path!r}", code="route_not_found"))
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    return json_response({"error": {"code": code, "message": error.description or error.name}}, status)
+
+
 def error_response(error: BaseException) -> flask.Response:
     headers: dict[str, str] = {}
     if isinstance(error, BadRequest):

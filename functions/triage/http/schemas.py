@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..domain import DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, Status
 from ..service import EventOutcome
+from .json_types import JsonBool, json_float, json_int
 
 METADATA_MAX_BYTES = 8 * 1024
 SHORT_TEXT_MAX_CHARS = 256
@@ -29,7 +30,8 @@ TicketId = Annotated[str, Field(pattern=TICKET_ID_PATTERN)]
 
 class _Request(BaseModel):
     """A body of ours: unknown fields are refused. Strings are taken as sent (the use case
-    trims them), so every length in the schema is the length the server checks."""
+    trims them), so every length in the schema is the length the server checks. Numbers and
+    booleans are ``json_int``, ``json_float`` and ``JsonBool``: taken as JSON Schema types them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -205,8 +207,8 @@ class ReconcileRequest(_Request):
     """Restart stopped work (Cloud Scheduler calls this every few minutes). Omitted values take
     RECONCILE_AFTER_SECONDS and RECONCILE_LIMIT."""
 
-    older_than_seconds: float | None = Field(None, gt=0, le=30 * 24 * 3600)
-    limit: int | None = Field(None, ge=1, le=5000)
+    older_than_seconds: json_float(gt=0, le=30 * 24 * 3600) | None = None
+    limit: json_int(ge=1, le=5000) | None = None
 
 
 class ReconcileResult(BaseModel):
@@ -232,8 +234,8 @@ class ReplayRequest(_Request):
     )
 
     ticket_ids: list[TicketId] | None = Field(None, min_length=1, max_length=1000)
-    all: bool = False
-    limit: int = Field(100, ge=1, le=1000)
+    all: JsonBool = False
+    limit: json_int(ge=1, le=1000) = 100
 
     @model_validator(mode="after")
     def _says_which(self) -> ReplayRequest:
