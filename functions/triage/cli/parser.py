@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="first put on record every entry of this first-version Chroma collection (all tenants in one)",
     )
-    rebuild.add_argument("--batch-size", type=int, default=256, help="entries embedded together (256)")
+    rebuild.add_argument("--batch-size", type=int, default=1024, help="entries embedded together (1024)")
     rebuild.add_argument("--json", action="store_true", help="print the result as JSON")
     rebuild.set_defaults(run=commands.rebuild)
 

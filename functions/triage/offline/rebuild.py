@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,16 +59,24 @@ def _fill(
     since: datetime | None = None,
 ) -> int:
     """Stage every recorded entry of the tenant (written ``since``) that the staging collection
-    lacks; how many were embedded."""
+    lacks; how many were embedded. A batch is written while the next one is read and embedded
+    (one write in flight at most, its errors raised at the next batch), as backfill does."""
     embedded = 0
-    for batch in _batches((entry for _, entry in records.scan(tenant, since=since)), batch_size):
-        have = index.staged(tenant, [e.ticket_id for e in batch])
-        missing = [e for e in batch if e.ticket_id not in have]
-        if missing:
-            index.stage(tenant, missing, embedder.embed([e.text for e in missing]))
-            embedded += len(missing)
-        if progress:
-            progress(len(batch))
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-stage") as writer:
+        for batch in _batches((entry for _, entry in records.scan(tenant, since=since)), batch_size):
+            have = index.staged(tenant, [e.ticket_id for e in batch])
+            missing = [e for e in batch if e.ticket_id not in have]
+            if missing:
+                vectors = embedder.embed([e.text for e in missing])
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(index.stage, tenant, missing, vectors)
+                embedded += len(missing)
+            if progress:
+                progress(len(batch))
+        if pending is not None:
+            pending.result()
     return embedded
 
 
@@ -77,7 +86,7 @@ def rebuild(
     index: Any,
     embedder: Embedder,
     tenants: Sequence[str] | None = None,
-    batch_size: int = 256,
+    batch_size: int = 1024,
     fresh: bool = False,
     progress: Progress | None = None,
 ) -> RebuildReport:
