@@ -31,6 +31,7 @@ def gemini_lane(infrastructure):
             "GEMINI_RETRY_INITIAL_SECONDS": "0.1",
             "MAX_DELIVERY_ATTEMPTS": "4",
             "CLASSIFIER_FALLBACK": "none",  # these tests follow the retries through Pub/Sub
+            "MEMORY_AUDIT_RATE": "0",  # they count Gemini calls: no background audit of memory answers
         },
     )
 

@@ -139,7 +139,7 @@ def test_concurrent_duplicate_submissions_make_one_ticket_and_one_classification
         (b"{oops", "application/json", 400),
         (b'{"description": "no title"}', "application/json", 422),
         (b'{"title": "x"}', "text/plain", 415),
-        (b'{"title": "' + b"x" * 300_000 + b'"}', "application/json", 413),
+        (b'{"title": "' + b"x" * 600_000 + b'"}', "application/json", 413),
     ],
 )
 def test_bad_input_over_http_stores_nothing(local_lane, emulator_env, data, content_type, status):
