@@ -240,16 +240,23 @@ def judge(
         found = evidence.get(label)
         if found is None or not found.blend:
             continue
-        proposed = found.proposed
-        row = label_features(
-            [(similarity, labels[label], human) for similarity, labels, human in neighbours if label in labels],
-            proposed,
-            found.blend,
-            head=found.head,
-            taxonomy=found.taxonomy,
-            memory_size=found.memory_size,
-            value_count=int(found.value_counts.get(proposed, 0)),
-            values=len(found.blend),
-        )
-        verdicts[label] = LabelVerdict(proposed, predict(fitted.model, row), fitted.bar(proposed))
+        row = features_of(neighbours, found, label)
+        verdicts[label] = LabelVerdict(found.proposed, predict(fitted.model, row), fitted.bar(found.proposed))
     return Verdict(verdicts)
+
+
+def features_of(
+    neighbours: Sequence[tuple[float, Mapping[str, str], bool]], evidence: LabelEvidence, label: str
+) -> dict[str, float]:
+    """The features ``judge`` scores for one label; calibration fits on the very same."""
+    proposed = evidence.proposed
+    return label_features(
+        [(similarity, labels[label], human) for similarity, labels, human in neighbours if label in labels],
+        proposed,
+        evidence.blend,
+        head=evidence.head,
+        taxonomy=evidence.taxonomy,
+        memory_size=evidence.memory_size,
+        value_count=int(evidence.value_counts.get(proposed, 0)),
+        values=len(evidence.blend),
+    )

@@ -24,19 +24,11 @@ from google.cloud import firestore
 
 from emulators import demo
 from tests.e2e.conftest import fake_calls, script_fake, wait_for
+from tests.e2e.test_memory_learning import HISTORY
 from triage.adapters.firestore_calibration import FirestoreCalibrations
 from triage.decision import Calibration, LabelCalibration
 
-OUTLOOK = [
-    "Outlook calendar does not sync with my iPhone",
-    "Calendar events from Outlook missing on my phone",
-    "iPhone calendar not updating from Outlook",
-    "Outlook meetings do not show up on my mobile calendar",
-    "Mobile Outlook app calendar out of sync",
-    "Shared calendar not syncing to phone",
-    "Outlook calendar sync broken on Android phone",
-    "Calendar on my iPhone stopped syncing with Exchange",
-]
+OUTLOOK = HISTORY  # the calendar tickets the learning test uses
 VPN = [
     "VPN disconnects every few minutes",
     "GlobalProtect VPN keeps dropping the connection",

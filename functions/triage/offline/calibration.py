@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decision import FEATURES, Calibration, LabelCalibration, LabelEvidence, judge, label_features
+from ..decision import FEATURES, Calibration, LabelCalibration, LabelEvidence, features_of, judge
 from ..domain import LabelSource, Taxonomy
 from ..ports import ClassificationRequest
 from ..precision import expected_calibration_error, fit_thresholds, wilson_lower
@@ -124,21 +124,6 @@ class Stream:
 
     def __len__(self) -> int:
         return len(self.neighbours)
-
-
-def features_of(neighbours: Neighbours, evidence: LabelEvidence, label: str) -> dict[str, float]:
-    """The features ``decision.judge`` scores for one label (the same call, the same arguments)."""
-    proposed = evidence.proposed
-    return label_features(
-        [(similarity, labels[label], human) for similarity, labels, human in neighbours if label in labels],
-        proposed,
-        evidence.blend,
-        head=evidence.head,
-        taxonomy=evidence.taxonomy,
-        memory_size=evidence.memory_size,
-        value_count=int(evidence.value_counts.get(proposed, 0)),
-        values=len(evidence.blend),
-    )
 
 
 def stream_evidence(
