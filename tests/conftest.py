@@ -103,9 +103,9 @@ def emulator_env(infrastructure, monkeypatch):
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real all-MiniLM-L6-v2, loaded once."""
-    from triage.adapters.embedder import SentenceTransformerEmbedder
+    """The real all-MiniLM-L6-v2 as a worker runs it (its ONNX export after `make model`), loaded once."""
+    from triage.adapters.embedder import build_embedder
 
-    model = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    model = build_embedder("auto", "all-MiniLM-L6-v2")
     model.load()
     return model

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_model_path: str | None = None
+    # onnx: the export `make model` wrote (no torch in the worker); auto: that export when it is of
+    # this model, else sentence-transformers.
+    embedding_backend: Literal["auto", "onnx", "sentence-transformers"] = "auto"
 
     classifier: Literal["auto", "gemini", "local"] = "auto"
     gemini_api_key: SecretStr | None = None

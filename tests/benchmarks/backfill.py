@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from emulators.stack import LocalStack, StackConfig, free_port  # noqa: E402
 from triage.adapters.chroma import ChromaIndex  # noqa: E402
 from triage.adapters.durable_memory import DurableMemory  # noqa: E402
-from triage.adapters.embedder import SentenceTransformerEmbedder  # noqa: E402
+from triage.adapters.embedder import build_embedder  # noqa: E402
 from triage.adapters.firestore_memory import FirestoreMemoryRecords  # noqa: E402
 from triage.config import load_taxonomy  # noqa: E402
 from triage.offline.backfill import backfill  # noqa: E402
@@ -57,11 +57,10 @@ def measure(data: Path, rows_wanted: int | None, *, project: str, chroma_url: st
         path = subset
     texts = [r.text for r in rows]
 
-    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
-    model = embedder.load()
-    model.encode(texts[:64], batch_size=64)  # warm up
+    embedder = build_embedder("auto", "all-MiniLM-L6-v2")  # as the worker and `triage backfill` embed
+    embedder.encode(texts[:64])  # warm up
     started = time.perf_counter()
-    model.encode(texts, batch_size=64)
+    embedder.encode(texts)  # batches of 64
     raw = len(texts) / (time.perf_counter() - started)
 
     chroma = urllib.parse.urlsplit(chroma_url)

@@ -293,9 +293,11 @@ def main() -> None:
         )
         results["memory"] = {process.name: memory_of(process.process.pid) for process in stack.processes}
     results["memory"]["benchmark process (models, stages, backfill)"] = memory_of(os.getpid())
-    results["cold_start"] = {
-        function: cold_start.median_of(function, arguments.cold_starts) for function in cold_start.TARGETS
-    }
+    starts = {function: cold_start.median_of(function, arguments.cold_starts) for function in cold_start.TARGETS}
+    onnx, torch = starts["worker"], starts["worker-torch"]
+    starts["worker_ratio_vs_torch"] = round(onnx["total_s"] / torch["total_s"], 3)
+    starts["worker_rss_ratio_vs_torch"] = round(onnx["peak_rss_mib"] / torch["peak_rss_mib"], 3)
+    results["cold_start"] = starts
     text = report.render(results, previous, arguments)
     print("\n" + text)
     arguments.output_dir.mkdir(parents=True, exist_ok=True)

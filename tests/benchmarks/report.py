@@ -60,10 +60,15 @@ def rows(results: dict[str, Any], arguments: argparse.Namespace) -> list[Row]:
          "backfill.ratio_vs_raw_encode")
     )  # fmt: skip
     found += [
-        ("worker cold start s: import and prepare", "cold_start.worker.import_and_prepare_s", None, None),
-        ("worker cold start s: model load and first embed (target <= 2.5)",
-         "cold_start.worker.model_load_and_first_embed_s", None, None),
-        ("worker cold start peak RSS MiB (target <= 450)", "cold_start.worker.peak_rss_mib", None, None),
+        ("worker cold start s, import + model load + first embed (target <= 2.5), ONNX vs sentence-transformers",
+         "cold_start.worker.total_s", "cold_start.worker-torch.total_s", "cold_start.worker_ratio_vs_torch"),
+        ("  of which import and prepare", "cold_start.worker.import_and_prepare_s",
+         "cold_start.worker-torch.import_and_prepare_s", None),
+        ("  of which model load and first embed", "cold_start.worker.model_load_and_first_embed_s",
+         "cold_start.worker-torch.model_load_and_first_embed_s", None),
+        ("worker cold start peak RSS MiB (target <= 450), ONNX vs sentence-transformers",
+         "cold_start.worker.peak_rss_mib", "cold_start.worker-torch.peak_rss_mib",
+         "cold_start.worker_rss_ratio_vs_torch"),
         ("api cold start s: import and prepare", "cold_start.api.import_and_prepare_s", None, None),
         ("api cold start peak RSS MiB", "cold_start.api.peak_rss_mib", None, None),
     ]  # fmt: skip
@@ -115,7 +120,8 @@ def render(results: dict[str, Any], previous: dict[str, Any] | None, arguments: 
         "Ratio keys in benchmark.json: ingest.ratio_vs_primitives, ingest.ratio_vs_trivial_function, "
         "ingest.p99_over_p50, first_request.ratio_vs_warm_p50, first_request.fresh_stack_ratio_vs_warm_p50, "
         "worker.ratio_vs_stage_bound, "
-        "lookup.ratio_vs_unfiltered_query, backfill.ratio_vs_raw_encode.",
+        "lookup.ratio_vs_unfiltered_query, backfill.ratio_vs_raw_encode, cold_start.worker_ratio_vs_torch, "
+        "cold_start.worker_rss_ratio_vs_torch.",
     ]
     if lookup:
         how = "reused from an earlier run" if lookup["reused"] else f"loaded in {lookup['loaded_seconds']:,.0f} s"

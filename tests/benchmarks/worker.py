@@ -39,12 +39,12 @@ def adapters(stack: Any, lane: Any) -> dict[str, Any]:
 
     from triage.adapters.chroma import ChromaIndex
     from triage.adapters.durable_memory import DurableMemory
-    from triage.adapters.embedder import SentenceTransformerEmbedder
+    from triage.adapters.embedder import build_embedder
     from triage.adapters.firestore import FirestoreTicketStore
     from triage.adapters.firestore_memory import FirestoreMemoryRecords
 
     client = firestore.Client(project=stack.config.project)
-    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    embedder = build_embedder("auto", "all-MiniLM-L6-v2")  # as the worker's default (EMBEDDING_BACKEND=auto)
     chroma = urllib.parse.urlsplit(stack.chroma_url)
     index = ChromaIndex.connect(
         host=chroma.hostname, port=chroma.port, ssl=False, token=None, tenant="default_tenant",
@@ -66,7 +66,6 @@ def stages(parts: dict[str, Any], sample: dict[str, str], repeat: int) -> dict[s
     from triage.domain import Labels, LabelSource, MemoryEntry, Submission, new_ticket
 
     embedder, memory, store = parts["embedder"], parts["memory"], parts["store"]
-    model = embedder.load()
     ticket = new_ticket(Submission(**sample), ticket_id=f"bench-stage-{uuid.uuid4().hex[:8]}", now=datetime.now(UTC))
     text = ticket.text
     vector = embedder.embed([text])[0]
@@ -83,10 +82,10 @@ def stages(parts: dict[str, Any], sample: dict[str, str], repeat: int) -> dict[s
     def write() -> None:
         store.update(ticket.ticket_id, lambda t: dataclasses.replace(t, updated_at=datetime.now(UTC)))
 
-    for warm in (lambda: model.encode([text]), lambda: memory.nearest(vector, tenant="default", limit=21), write):
+    for warm in (lambda: embedder.encode([text]), lambda: memory.nearest(vector, tenant="default", limit=21), write):
         warm()
     found = {
-        "raw_encode_one": timed(lambda: model.encode([text]), repeat),
+        "raw_encode_one": timed(lambda: embedder.encode([text]), repeat),
         "embed": timed(lambda: embedder.embed([text]), repeat),
         "query": timed(lambda: memory.nearest(vector, tenant="default", limit=21), repeat),
         "memory_write": timed(lambda: memory.remember(entry), repeat),

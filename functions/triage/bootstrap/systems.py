@@ -62,10 +62,10 @@ def publisher() -> Publisher:
 
 def embedder() -> Embedder:
     def build() -> Embedder:
-        from ..adapters.embedder import SentenceTransformerEmbedder
+        from ..adapters.embedder import build_embedder
 
         config = settings()
-        return SentenceTransformerEmbedder(config.embedding_model, config.embedding_model_path)
+        return build_embedder(config.embedding_backend, config.embedding_model, config.embedding_model_path)
 
     return _component("embedder", build)
 
