@@ -12,7 +12,7 @@ import pytest
 from google.cloud import firestore
 
 from tests.fakes import InMemoryCalibrations
-from triage.adapters.firestore_calibration import FirestoreCalibrations
+from triage.adapters.firestore_calibration import COUNTER_SHARDS, FirestoreCalibrations
 from triage.decision import Calibration, LabelCalibration
 
 MODEL = {"intercept": 0.5, "features": ["vote_share"], "mean": [0.0], "scale": [1.0], "coef": [2.0]}
@@ -134,3 +134,33 @@ def test_a_calibration_with_many_full_records_is_stored(calibrations):
     )  # fmt: skip
     assert result == {"tightened": None}
     assert calibrations.get("acme").labels["assignment_group"].bar("Group 7") == 0.9
+
+
+@pytest.fixture
+def firestore_calibrations(emulator_env) -> tuple[FirestoreCalibrations, firestore.CollectionReference]:
+    client = firestore.Client(project=emulator_env.config.project)
+    name = f"calibration-{uuid.uuid4().hex[:8]}"
+    return FirestoreCalibrations(client, name, cache_seconds=0), client.collection(name)
+
+
+def test_outcomes_count_on_shards_never_on_the_calibration_document(firestore_calibrations):
+    """The calibration document takes about one write a second: outcomes must not queue on it."""
+    calibrations, collection = firestore_calibrations
+    calibrations.save(fitted())
+    before = next(iter(collection.stream())).update_time
+    for index in range(40):  # all right: no bar tightens (a tightening does write the calibration)
+        record(calibrations, f"t{index}", True)
+    tenant_document = next(iter(collection.stream()))
+    assert tenant_document.update_time == before
+    shards = list(tenant_document.reference.collection("measured").stream())
+    assert 1 < len(shards) <= COUNTER_SHARDS
+    assert calibrations.measured("acme") == {"category": {VALUE: {"answered": 40, "correct": 40}}}
+
+
+def test_counts_an_earlier_version_kept_on_the_calibration_document_still_add_up(firestore_calibrations):
+    calibrations, collection = firestore_calibrations
+    calibrations.save(fitted())
+    tenant_document = next(iter(collection.stream())).reference
+    tenant_document.set({"measured": {"category": {VALUE: {"answered": 5, "correct": 4}}}}, merge=True)
+    record(calibrations, "t1", True)
+    assert calibrations.measured("acme") == {"category": {VALUE: {"answered": 6, "correct": 5}}}

@@ -5,9 +5,15 @@ fitted (per label: the model, each value's bar and the record it was fitted on),
 classifier of record, a reviewer's confirmation or correction.
 
 Recording an outcome is idempotent (one document per ticket, label and judge: the audit, or the
-reviewer), adds to the calibration's ``measured`` counts in the same write, and re-checks the bar
-of the value it is about (``precision.live_check``): a bar that no longer keeps the target rises,
-in a transaction, and says so. Bars never loosen here: only a new ``triage calibrate`` does.
+reviewer), adds to the ``measured`` counts in the same write, and re-checks the bar of the value it
+is about (``precision.live_check``): a bar that no longer keeps the target rises, in a transaction,
+and says so. Bars never loosen here: only a new ``triage calibrate`` does.
+
+The counts are sharded: each outcome increments one of ``COUNTER_SHARDS`` documents of the
+``measured`` subcollection (chosen by the outcome's id), and reading them sums the shards. Firestore
+sustains about one write per second on one document; on the calibration document itself every
+audited memory answer of a tenant would have queued behind the others (Firestore's distributed
+counters pattern). Counts that an earlier version kept on the calibration document are still added.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from ..precision import live_check, wilson_lower
 from .translate import translated
 
 log = logging.getLogger(__name__)
+
+COUNTER_SHARDS = 16  # about 16 outcomes a second per tenant before one shard is hot
 
 
 def _translated(what: str) -> Any:
@@ -158,10 +166,12 @@ class FirestoreCalibrations:
         }
         judge = "audit" if source == "audit" else "review"
         reference = self._document(tenant)
+        outcome_id = _id(f"{ticket_id}\0{label}\0{judge}")
+        shard = reference.collection("measured").document(str(int(outcome_id, 16) % COUNTER_SHARDS))
         batch = self._client.batch()
-        batch.create(reference.collection("outcomes").document(_id(f"{ticket_id}\0{label}\0{judge}")), outcome)
+        batch.create(reference.collection("outcomes").document(outcome_id), outcome)
         counts = {"answered": firestore.Increment(1), "correct": firestore.Increment(int(correct))}
-        batch.set(reference, {"tenant": tenant, "measured": {label: {value: counts}}}, merge=True)
+        batch.set(shard, {"counts": {label: {value: counts}}}, merge=True)
         with _translated("write"):
             try:
                 batch.commit(timeout=self._timeout)
@@ -171,14 +181,20 @@ class FirestoreCalibrations:
 
     def measured(self, tenant: str) -> dict[str, dict[str, dict[str, int]]]:
         """Per label and value: live outcomes recorded (answered) and how many were right."""
+        reference = self._document(tenant)
         with _translated("read"):
-            snapshot = self._document(tenant).get(field_paths=["measured"], retry=self._retry, timeout=self._timeout)
-        found = (snapshot.to_dict() or {}).get("measured", {}) if snapshot.exists else {}
-        return {
-            label: {value: {"answered": int(c.get("answered", 0)), "correct": int(c.get("correct", 0))}
-                    for value, c in values.items()}
-            for label, values in found.items()
-        }  # fmt: skip
+            earlier = reference.get(field_paths=["measured"], retry=self._retry, timeout=self._timeout)
+            streamed = reference.collection("measured").stream(retry=self._retry, timeout=self._timeout)
+            shards = [shard.to_dict().get("counts", {}) for shard in streamed]
+        parts = [(earlier.to_dict() or {}).get("measured", {}) if earlier.exists else {}, *shards]
+        total: dict[str, dict[str, dict[str, int]]] = {}
+        for part in parts:
+            for label, values in part.items():
+                for value, counts in values.items():
+                    summed = total.setdefault(label, {}).setdefault(value, {"answered": 0, "correct": 0})
+                    summed["answered"] += int(counts.get("answered", 0))
+                    summed["correct"] += int(counts.get("correct", 0))
+        return total
 
     def outcomes(self, tenant: str, label: str, value: str | None = None) -> list[dict[str, Any]]:
         query: Any = self._document(tenant).collection("outcomes").where(filter=FieldFilter("label", "==", label))
