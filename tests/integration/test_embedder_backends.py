@@ -77,3 +77,14 @@ def test_an_export_of_another_model_is_never_used(tmp_path, monkeypatch):
     with pytest.raises(ConfigurationError, match="another model"):
         build_embedder("onnx", MODEL)
     assert isinstance(build_embedder("auto", MODEL), SentenceTransformerEmbedder)
+
+
+def test_an_export_that_differs_from_sentence_transformers_is_never_written(tmp_path):
+    """The check before the rename: at a tolerance of 0 the export's float differences (about 1e-7)
+    fail it, and neither the folder nor its staging copy is left behind."""
+    from triage.offline.onnx_export import export
+
+    out = tmp_path / "model" / f"{MODEL}-onnx"
+    with pytest.raises(SystemExit, match="differs from sentence-transformers"):
+        export(MODEL, None, out, tolerance=0.0)
+    assert list((tmp_path / "model").iterdir()) == []
