@@ -333,7 +333,7 @@ class InMemoryCalibrations:
             return None
         self.recorded[key] = {"label": label, "value": value, "probability": probability, "correct": correct,
                               "source": source, "ticket_id": ticket_id}  # fmt: skip
-        return {"tightened": self._tighten(tenant, label, value)}
+        return {"tightened": None if correct else self._tighten(tenant, label, value)}  # as FirestoreCalibrations
 
     def measured(self, tenant: str) -> dict:
         found: dict = {}

@@ -164,3 +164,17 @@ def test_counts_an_earlier_version_kept_on_the_calibration_document_still_add_up
     tenant_document.set({"measured": {"category": {VALUE: {"answered": 5, "correct": 4}}}}, merge=True)
     record(calibrations, "t1", True)
     assert calibrations.measured("acme") == {"category": {VALUE: {"answered": 6, "correct": 5}}}
+
+
+def test_only_a_wrong_answer_re_checks_the_bar(calibrations):
+    """A right answer cannot lower a bound that held, so it checks (and reads) nothing. Shown on a
+    bar that no longer holds on its own record: right answers leave it, the next wrong one moves it."""
+    calibration = fitted()
+    failing = {**BAR, "answered": 140, "correct": 130, "record": [[0.99, 1]] * 130 + [[0.99, 0]] * 10}
+    labels = {"category": LabelCalibration(MODEL, {VALUE: failing})}
+    calibrations.save(dataclasses.replace(calibration, labels=labels))
+    for index in range(3):
+        assert record(calibrations, f"ok{index}", True) == {"tightened": None}
+    assert calibrations.get("acme").labels["category"].bar(VALUE) == 0.9
+    assert record(calibrations, "wrong", False)["tightened"] is not None
+    assert calibrations.get("acme").labels["category"].bar(VALUE) is None

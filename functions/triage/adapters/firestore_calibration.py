@@ -5,9 +5,12 @@ fitted (per label: the model, each value's bar and the record it was fitted on),
 classifier of record, a reviewer's confirmation or correction.
 
 Recording an outcome is idempotent (one document per ticket, label and judge: the audit, or the
-reviewer), adds to the ``measured`` counts in the same write, and re-checks the bar of the value it
-is about (``precision.live_check``): a bar that no longer keeps the target rises, in a transaction,
-and says so. Bars never loosen here: only a new ``triage calibrate`` does.
+reviewer) and adds to the ``measured`` counts in the same write. A wrong answer then re-checks the
+bar of the value it is about (``precision.live_check``): a bar that no longer keeps the target
+rises, in a transaction, and says so. A right one needs no check, since it cannot lower a Wilson
+bound (nor a point precision) that held, so it reads nothing: the check reads all of the value's
+outcomes, and right answers are nearly all of them. Bars never loosen here: only a new
+``triage calibrate`` does.
 
 The counts are sharded: each outcome increments one of ``COUNTER_SHARDS`` documents of the
 ``measured`` subcollection (chosen by the outcome's id), and reading them sums the shards. Firestore
@@ -177,7 +180,7 @@ class FirestoreCalibrations:
                 batch.commit(timeout=self._timeout)
             except (google_exceptions.AlreadyExists, google_exceptions.Conflict):
                 return None  # a redelivery, or a second verdict of the same judge on the same answer
-        return {"tightened": self._tighten(tenant, label, value)}
+        return {"tightened": None if correct else self._tighten(tenant, label, value)}
 
     def measured(self, tenant: str) -> dict[str, dict[str, dict[str, int]]]:
         """Per label and value: live outcomes recorded (answered) and how many were right."""
