@@ -21,9 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tests.benchmarks.backfill import it_set  # noqa: E402
 from triage.adapters.embedder import build_embedder  # noqa: E402
-from triage.config import load_taxonomy  # noqa: E402
-from triage.offline.datasets import Columns, LabelledRow, labelled_rows  # noqa: E402
 
 K = 10
 
@@ -39,11 +38,8 @@ def neighbours(vectors):  # numpy arrays in, indices out
 def measure(data: Path) -> dict:
     import numpy as np
 
-    path = data / "tickets" / "it_service_tickets_v3_subset.csv"
-    taxonomy = load_taxonomy(ROOT / "tests" / "data" / "it_service_taxonomy.json")
-    columns = Columns(title="Document", category="Topic_group")
-    rows = labelled_rows(path, columns, taxonomy=taxonomy, max_chars=4000)
-    texts = [row.text for row in rows if isinstance(row, LabelledRow)]
+    path, _, rows = it_set(data)
+    texts = [row.text for row in rows]
     found: dict = {"set": path.name, "tickets": len(texts), "k": K}
     vectors = {}
     for backend in ("onnx", "sentence-transformers"):

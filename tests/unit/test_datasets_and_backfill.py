@@ -143,3 +143,27 @@ def test_two_shards_load_what_one_run_loads():
     ]
     assert sum(r.loaded for r in reports) == 40 and all(r.other_shards == 40 - r.loaded for r in reports)
     assert sharded.stored == whole.stored
+
+
+def test_a_write_behind_keeps_one_write_in_flight_and_raises_its_errors():
+    from triage.offline.write_behind import WriteBehind
+
+    done: list[int] = []
+
+    def fail() -> None:
+        raise OSError("write failed")
+
+    with WriteBehind("test") as writer:
+        writer.submit(done.append, 1)
+        writer.submit(done.append, 2)  # waits for the first
+        assert done[0] == 1
+    assert done == [1, 2]  # leaving the block waited for the last
+    with pytest.raises(OSError, match="write failed"), WriteBehind("test") as writer:
+        writer.submit(fail)
+        writer.submit(done.append, 3)  # the failed write's error surfaces here
+    assert done == [1, 2]
+    with pytest.raises(OSError, match="write failed"), WriteBehind("test") as writer:
+        writer.submit(fail)  # ...or when the block ends
+    with pytest.raises(KeyError), WriteBehind("test") as writer:
+        writer.submit(fail)
+        raise KeyError("the block's own error is not masked")

@@ -10,6 +10,7 @@ a worker's cold start about 1.5 s instead of 10 s and its memory about half (mak
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ class OnnxEmbedder:
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """The fingerprint of the sentence-transformers model it was exported from: the export
         refuses to write a model whose vectors differ from that model's, so memory entries made

@@ -15,11 +15,11 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..domain import LabelSource, MemoryEntry
 from ..ports import Embedder, Memory
 from .datasets import LabelledRow, Rejection
+from .write_behind import WriteBehind
 
 
 @dataclasses.dataclass
@@ -96,14 +96,9 @@ def backfill(
 ) -> BackfillReport:
     report = BackfillReport()
     started = time.perf_counter()
-    pending: Future | None = None
     chunk: list[LabelledRow] = []
 
-    def write(entries: list[MemoryEntry]) -> None:
-        memory.remember(*entries)
-
-    def flush(executor: ThreadPoolExecutor) -> Future | None:
-        nonlocal pending
+    def flush(writer: WriteBehind) -> None:
         known = memory.known([row.row_id for row in chunk], tenant=tenant)
         fresh = [row for row in chunk if row.row_id not in known]
         report.skipped += len(chunk) - len(fresh)
@@ -115,16 +110,13 @@ def backfill(
                 MemoryEntry(row.row_id, tenant, vector, row.text, row.labels, LabelSource.IMPORTED)
                 for row, vector in zip(fresh, vectors, strict=True)
             ]
-            if pending is not None:
-                pending.result()  # one write in flight at most; its errors surface here
-            pending = executor.submit(write, entries)
+            writer.submit(memory.remember, *entries)  # one write in flight at most; its errors surface here
             report.loaded += len(entries)
         if progress:
             progress(len(chunk))
         chunk.clear()
-        return pending
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-write") as executor:
+    with WriteBehind("backfill-write") as writer:
         for row in rows:
             if isinstance(row, Rejection):
                 report.rejected[_reason_kind(row.reason)] += 1
@@ -138,10 +130,8 @@ def backfill(
                 continue
             chunk.append(row)
             if len(chunk) >= chunk_size:
-                flush(executor)
+                flush(writer)
         if chunk:
-            flush(executor)
-        if pending is not None:
-            pending.result()
+            flush(writer)
     report.seconds = time.perf_counter() - started
     return report

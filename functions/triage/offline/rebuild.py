@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..domain import Labels, LabelSource, MemoryEntry
 from ..errors import ConfigurationError
 from ..ports import Embedder
+from .write_behind import WriteBehind
 
 Progress = Callable[[int], None]
 CLOCK_MARGIN = timedelta(minutes=5)
@@ -60,23 +60,17 @@ def _fill(
 ) -> int:
     """Stage every recorded entry of the tenant (written ``since``) that the staging collection
     lacks; how many were embedded. A batch is written while the next one is read and embedded
-    (one write in flight at most, its errors raised at the next batch), as backfill does."""
+    (``WriteBehind``, as backfill does)."""
     embedded = 0
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild-stage") as writer:
+    with WriteBehind("rebuild-stage") as writer:
         for batch in _batches((entry for _, entry in records.scan(tenant, since=since)), batch_size):
             have = index.staged(tenant, [e.ticket_id for e in batch])
             missing = [e for e in batch if e.ticket_id not in have]
             if missing:
-                vectors = embedder.embed([e.text for e in missing])
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(index.stage, tenant, missing, vectors)
+                writer.submit(index.stage, tenant, missing, embedder.embed([e.text for e in missing]))
                 embedded += len(missing)
             if progress:
                 progress(len(batch))
-        if pending is not None:
-            pending.result()
     return embedded
 
 
