@@ -167,6 +167,12 @@ def options() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     parser.add_argument("--requests", type=int, default=1000, help="ingest requests per measure (default 1000)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent ingest clients (default 8)")
+    parser.add_argument(
+        "--ingest-rounds",
+        type=int,
+        default=4,
+        help="interleaved rounds of the ingest loads that share the emulators (default 4)",
+    )
     parser.add_argument("--sequential", type=int, default=100, help="one-client requests for the warm p50 (100)")
     parser.add_argument("--tickets", type=int, default=60, help="tickets per end-to-end path (default 60)")
     parser.add_argument("--burst", type=int, default=200, help="tickets in the worker's memory-path burst (200)")
@@ -216,21 +222,37 @@ def main() -> None:
         ingest_url = serve(stack, "ingest", "api", FUNCTIONS / "main.py", ingest_env, workdir)
         trivial_url = serve(stack, "trivial", "trivial", ROOT / "tests" / "benchmarks" / "trivial.py", {}, workdir)
 
+        framework_url = serve(stack, "framework-primitives", "primitives",
+                              ROOT / "tests" / "benchmarks" / "framework_primitives.py",
+                              {**ingest_env, "TICKETS_COLLECTION": "bench-framework-primitives",
+                               "PYTHONPATH": str(FUNCTIONS)}, workdir)  # fmt: skip
+
         # The ingest API's warm p50, one client at a time (the first-request baseline, below).
         warm = ingest_load.http_load(ingest_url, bodies[: arguments.sequential], 1)
         warm_up = bodies[: min(50, len(bodies))]
         ingest_load.http_load(trivial_url, warm_up, arguments.concurrency)
         trivial = ingest_load.http_load(trivial_url, bodies, arguments.concurrency)
-        ingest_pid = next(p.process.pid for p in stack.processes if p.name == "ingest")
-        cpu_before = cpu_seconds(ingest_pid)
-        engine = ingest_load.http_load(ingest_url, bodies, arguments.concurrency)
-        # CPU the API itself spent per request (the emulators' is not production's): what sizes an instance.
-        engine["cpu_ms_per_request"] = round((cpu_seconds(ingest_pid) - cpu_before) * 1000 / engine["requests"], 2)
         primitive = [tickets[i % len(tickets)] for i in range(arguments.requests)]
-        for sample in (primitive[:50], primitive):  # the first to warm the clients up
-            primitives = ingest_load.primitives_load(
-                config.project, "bench-primitives", "bench-ingest", sample, arguments.concurrency
-            )
+        loads = {
+            "engine": ingest_load.posts(ingest_url, bodies),
+            "primitives": ingest_load.primitives(config.project, "bench-primitives", "bench-ingest", primitive),
+            "framework_primitives": ingest_load.posts(framework_url, bodies),
+        }
+        # Warm every client and connection up (the primitives on documents of their own: theirs are made ahead).
+        warm_ups = {**loads, "primitives": ingest_load.primitives(config.project, "bench-primitives", "bench-ingest",
+                                                                  primitive[:50])}  # fmt: skip
+        for items, make_worker in warm_ups.values():
+            ingest_load.concurrently(items[:50], arguments.concurrency, make_worker)
+        pid_of = {p.name: p.process.pid for p in stack.processes}
+        # CPU each spent per request, in its own process (the emulators' is not production's): what
+        # sizes an instance. The primitives run in this process, whose other threads idle meanwhile.
+        cpu = {
+            "engine": lambda: cpu_seconds(pid_of["ingest"]),
+            "framework_primitives": lambda: cpu_seconds(pid_of["framework-primitives"]),
+            "primitives": lambda: sum(os.times()[:2]),
+        }
+        measured = ingest_load.interleaved(loads, arguments.concurrency, arguments.ingest_rounds, cpu)
+        engine, primitives, framework = (measured[k] for k in ("engine", "primitives", "framework_primitives"))
         # A fresh API instance's first request (started, answered /healthz, nothing more) on a stack
         # that is serving already: what a new instance pays in production.
         fresh_url = serve(stack, "ingest-fresh", "api", FUNCTIONS / "main.py", ingest_env, workdir)
@@ -246,8 +268,12 @@ def main() -> None:
             "clients": arguments.concurrency,
             "engine": engine,
             "primitives": primitives,
+            "framework_primitives": framework,
             "trivial_function": trivial,
+            "rounds": arguments.ingest_rounds,
             "ratio_vs_primitives": round(engine["rps"] / primitives["rps"], 3),
+            "ratio_vs_framework_primitives": round(engine["rps"] / framework["rps"], 3),
+            "framework_primitives_ratio_vs_primitives": round(framework["rps"] / primitives["rps"], 3),
             "ratio_vs_trivial_function": round(engine["rps"] / trivial["rps"], 3),
             "p99_over_p50": round(engine["p99_ms"] / engine["p50_ms"], 2),
         }
