@@ -204,9 +204,9 @@ def live_check(
     the bar rises to the lowest probability above it at which the rule holds on this record,
     so it tightens exactly as much as the evidence requires; where none does, ``threshold``
     is None and the group answers nothing from memory. Loosening is never done here: only a
-    refit (``triage calibrate``, or the worker's periodic one) on all known outcomes,
-    including the shadow outcomes of tickets the LLM answered, lowers a bar, under the same
-    rule, and only with at least ``min_answers`` outcomes newer than the tightening."""
+    new fit (``triage calibrate``, on a labelled file or, with ``--from-memory``, on the entries of
+    the tenant's memory that the classifier of record or a person labelled, corrections included)
+    sets a lower bar, under the same rule."""
     threshold = bar.get("threshold")
     source = str(bar.get("source", "own"))
     if threshold is None:

@@ -186,6 +186,39 @@ def test_calibrate_stores_the_fitted_calibration(chroma_env, capsys):
     assert "--target-precision must be between 0 and 1" in capsys.readouterr().err
 
 
+def test_calibrate_from_memory_fits_on_what_the_tenant_s_memory_holds(chroma_env, capsys, embedder):
+    from triage.domain import Labels, LabelSource, MemoryEntry
+
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    assert run(capsys, "backfill", str(SAMPLE), *COLUMNS, "--tenant", tenant)[1]["loaded"] == 400
+    # Three memory answers: their labels are the memory's own guess, never history to fit on.
+    guesses = [
+        MemoryEntry(f"guess-{i}", tenant, (), f"printer jam number {i}", Labels("Hardware", "Medium", "-"),
+                    LabelSource.MEMORY)
+        for i in range(3)
+    ]  # fmt: skip
+    bootstrap.memory_records().put(guesses, model=embedder.name)
+    code, result = run(capsys, "calibrate", "--from-memory", "--tenant", tenant, "--target-precision", "0.9")
+    assert code == 0 and result["stored"] and (result["tickets"], result["left_out"]) == (400, 3)
+    # Backfill filled the taxonomy's default priority in: one value, nothing to calibrate. The group it
+    # took from each category's own group, so it varies.
+    assert result["labels"] == ["category", "assignment_group"]
+    stored = bootstrap.calibrations().get(tenant)
+    assert stored is not None and stored.fitted_on == 400 and stored.source == f"memory of tenant {tenant}"
+    bars = stored.labels["category"].thresholds
+    assert any(bar["threshold"] is not None for value, bar in bars.items() if value != "*")
+    cli.main(["calibrate", "--from-memory", "--tenant", tenant, "--target-precision", "0.9", "--no-store"])
+    assert f"memory of tenant {tenant}: 400 tickets (3 memory entries left out" in capsys.readouterr().out
+
+    # Either a file or the memory, and a memory with history in it.
+    assert cli.main(["calibrate", str(SAMPLE), *COLUMNS, "--from-memory", "--no-store"]) == 1
+    assert "not both" in capsys.readouterr().err
+    assert cli.main(["calibrate", "--no-store"]) == 1
+    assert "or --from-memory" in capsys.readouterr().err
+    assert cli.main(["calibrate", "--from-memory", "--tenant", f"{tenant}-empty", "--no-store"]) == 1
+    assert "holds 0 labelled entries" in capsys.readouterr().err
+
+
 def test_calibrate_plots_the_curve_with_the_chosen_point(chroma_env, capsys, tmp_path):
     plot = tmp_path / "curve.png"
     arguments = ["calibrate", str(SAMPLE), *COLUMNS, "--target-precision", "0.9", "--no-store", "--plot", str(plot)]

@@ -6,10 +6,18 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import HashingEmbedder, InMemoryMemory
-from triage.domain import Labels, LabelSource
+from triage.domain import Labels, LabelSource, MemoryEntry
 from triage.errors import MemoryUnavailable
 from triage.offline.backfill import Shard, backfill
-from triage.offline.datasets import Columns, LabelledRow, Rejection, labelled_rows, taxonomy_from_labels
+from triage.offline.datasets import (
+    Columns,
+    LabelledRow,
+    Rejection,
+    labelled_rows,
+    memory_history,
+    taxonomy_from_labels,
+    varying_labels,
+)
 
 COLUMNS = Columns(title="title", description="body", category="category", priority="priority")
 
@@ -167,3 +175,23 @@ def test_a_write_behind_keeps_one_write_in_flight_and_raises_its_errors():
     with pytest.raises(KeyError), WriteBehind("test") as writer:
         writer.submit(fail)
         raise KeyError("the block's own error is not masked")
+
+
+def test_the_memory_as_history_keeps_what_the_classifier_of_record_or_a_person_labelled():
+    def entry(ticket_id: str, source: LabelSource, priority: str = "Medium", text: str = "some text") -> MemoryEntry:
+        labels = Labels("Network", priority, "Service Desk")
+        return MemoryEntry(ticket_id, "acme", (), text, labels, source)
+
+    entries = [
+        entry("t3", LabelSource.MODEL),
+        entry("t1", LabelSource.HUMAN, "High"),
+        entry("t2", LabelSource.MEMORY),  # the memory's own answer: grading the memory by itself
+        entry("t4", LabelSource.IMPORTED),
+        entry("t5", LabelSource.MODEL, text=""),  # nothing to embed
+    ]
+    rows, left_out = memory_history(entries)
+    assert [(r.line, r.row_id) for r in rows] == [(1, "t1"), (2, "t3"), (3, "t4")] and left_out == 2
+    assert rows[0] == LabelledRow(1, "t1", "some text", Labels("Network", "High", "Service Desk"))
+    # A label that never varies (a default filled in by backfill) has nothing to calibrate.
+    assert varying_labels(rows) == ["category", "priority"]
+    assert varying_labels(rows[1:]) == ["category"]

@@ -119,12 +119,15 @@ def _target_precision(arguments: argparse.Namespace) -> float:
     return target
 
 
-def _stream(arguments: argparse.Namespace, labels: Sequence[str]) -> tuple[list, list, Any, Any, Any]:
-    """The file's rows in stream order, with what the worker would have known of each ticket."""
+def _stream(
+    arguments: argparse.Namespace, labels: Sequence[str], history: tuple[list, list, Any] | None = None
+) -> tuple[list, list, Any, Any, Any]:
+    """The history's rows (the file's, unless ``history`` is given) in stream order, with what the
+    worker would have known of each ticket."""
     from ..offline import calibration, evaluation
 
     settings = bootstrap.settings()
-    rows, rejected, taxonomy = _load_rows(arguments, taxonomy_required=False)
+    rows, rejected, taxonomy = history or _load_rows(arguments, taxonomy_required=False)
     embeddings = _embed([r.text for r in rows])
     prepared = evaluation.prepare(rows, embeddings, neighbours=settings.memory_neighbours, seed=arguments.seed)
     with progress_bar(len(rows), "evidence") as bar:
@@ -195,25 +198,26 @@ def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def calibrate(arguments: argparse.Namespace) -> dict[str, Any]:
-    from ..offline import calibration, evaluation
+    from ..offline import calibration, datasets, evaluation
 
     settings = bootstrap.settings()
-    target, labels = _target_precision(arguments), _scored_labels(arguments)
+    target = _target_precision(arguments)
     tenant = arguments.tenant or settings.default_tenant
-    rows, _, _, prepared, stream = _stream(arguments, labels)
+    history, left_out, source = _history(arguments, tenant)
+    labels = datasets.varying_labels(history[0]) if arguments.from_memory else _scored_labels(arguments)
+    rows, _, _, prepared, stream = _stream(arguments, labels, history)
     with progress_bar(len(rows), "stream replay") as bar:
         honest = calibration.replay(stream, target=target, progress=bar.update)
     fitted_at = datetime.now(UTC).isoformat(timespec="seconds")
-    fitted, fits = calibration.fit(
-        stream, tenant=tenant, target=target, fitted_at=fitted_at, source=str(arguments.file)
-    )
+    fitted, fits = calibration.fit(stream, tenant=tenant, target=target, fitted_at=fitted_at, source=source)
     if not arguments.no_store:
         bootstrap.calibrations().save(fitted)
     cut = evaluation.split(prepared)
     replayed = evaluation.StreamAnswers(honest.answered, {k: v.astype(bool) for k, v in honest.correct.items()})
     result: dict[str, Any] = {
-        "file": str(arguments.file),
+        "file": source,
         "tickets": len(rows),
+        "left_out": left_out,
         "tenant": tenant,
         "labels": labels,
         "target_precision": target,
@@ -229,6 +233,25 @@ def calibrate(arguments: argparse.Namespace) -> dict[str, Any]:
     if not arguments.json:
         print_calibration(result)
     return result
+
+
+def _history(arguments: argparse.Namespace, tenant: str) -> tuple[tuple[list, list, Any], int, str]:
+    """What ``calibrate`` fits on: (rows, rejected, taxonomy), the memory entries left out, and the
+    history's name (stored with the calibration)."""
+    from ..offline import datasets
+
+    if not arguments.from_memory:
+        if arguments.file is None or not (arguments.title_column and arguments.category_column):
+            raise ConfigurationError("give a labelled file with --title-column and --category-column, or --from-memory")
+        return _load_rows(arguments, taxonomy_required=False), 0, str(arguments.file)
+    if arguments.file is not None:
+        raise ConfigurationError("give a labelled file or --from-memory, not both")
+    rows, left_out = datasets.memory_history(entry for _, entry in bootstrap.memory_records().scan(tenant))
+    source = f"memory of tenant {tenant}"
+    if len(rows) < 2:
+        raise ConfigurationError(f"the {source} holds {len(rows)} labelled entries ({left_out} left out): too few")
+    taxonomy = bootstrap.taxonomy() if arguments.taxonomy else datasets.taxonomy_from_labels(rows)
+    return (rows, [], taxonomy), left_out, source
 
 
 def rebuild(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -15,11 +15,11 @@ COLUMN_HELP = (
 )
 
 
-def _columns(parser: argparse.ArgumentParser, *, labels: str) -> None:
+def _columns(parser: argparse.ArgumentParser, *, labels: str, required: bool = True) -> None:
     group = parser.add_argument_group("columns", COLUMN_HELP)
-    group.add_argument("--title-column", required=True, help="the ticket's title, or its whole text")
+    group.add_argument("--title-column", required=required, help="the ticket's title, or its whole text")
     group.add_argument("--description-column", help="the ticket's description (optional)")
-    group.add_argument("--category-column", required=True, help=f"the category: {labels}")
+    group.add_argument("--category-column", required=required, help=f"the category: {labels}")
     group.add_argument("--priority-column", help="the priority (optional)")
     group.add_argument("--group-column", help="the assignment group (optional)")
     group.add_argument("--id-column", help="a unique id per row (default: a hash of the text)")
@@ -58,7 +58,6 @@ def parser() -> argparse.ArgumentParser:
     backfill.set_defaults(run=commands.backfill)
 
     shared = argparse.ArgumentParser(add_help=False)
-    shared.add_argument("file", type=Path, help="the labelled CSV (with a header row) or JSON Lines file")
     shared.add_argument("--seed", type=int, default=0, help="stream order: numpy RandomState(seed).permutation (0)")
     shared.add_argument(
         "--taxonomy",
@@ -86,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
         "memory answers (all labels, and per label), the decision's expected calibration error on the held-out end "
         "of the stream, and the local classifier's accuracy and macro-F1 on a held-out split.",
     )
+    evaluate.add_argument("file", type=Path, help="the labelled CSV (with a header row) or JSON Lines file")
     _columns(evaluate, labels="any values")
     evaluate.add_argument("--train-fraction", type=float, default=0.8, help="memory share of the split (0.8)")
     evaluate.add_argument("--baseline-threshold", type=float, default=0.80, help="the fixed baseline's cosine (0.80)")
@@ -105,9 +105,21 @@ def parser() -> argparse.ArgumentParser:
         "ticket), fit the decision's probability model per label and, per category and priority, the lowest bar "
         "whose precision keeps the target with a Wilson 95% lower bound, and store them in Firestore "
         "(CALIBRATION_COLLECTION), where the worker reads them. Prints each value's bar with what it answered of "
-        "the history, and what an honest replay (each ticket decided by fits on earlier tickets only) answers.",
+        "the history, and what an honest replay (each ticket decided by fits on earlier tickets only) answers. "
+        "The history is a labelled file, or (--from-memory) what the tenant's memory holds: every entry labelled by "
+        "the classifier of record or a person, or imported by backfill (entries answered from memory are left out: "
+        "their labels are the memory's own guess).",
     )
-    _columns(calibrate, labels="any values")
+    calibrate.add_argument(
+        "file", type=Path, nargs="?", help="the labelled CSV (with a header row) or JSON Lines file (or --from-memory)"
+    )
+    calibrate.add_argument(
+        "--from-memory",
+        action="store_true",
+        help="fit on the tenant's memory record in Firestore (MEMORY_COLLECTION) instead of a file; scores the "
+        "category, and the priority and assignment group where the history has more than one value of them",
+    )
+    _columns(calibrate, labels="any values (with a file)", required=False)
     calibrate.add_argument("--tenant", help="the tenant the history belongs to (default: DEFAULT_TENANT)")
     calibrate.add_argument("--no-store", action="store_true", help="fit and print, but store nothing")
     calibrate.add_argument(

@@ -111,11 +111,16 @@ def print_evaluation(result: dict[str, Any], threshold: float) -> None:
     )
 
 
+def _left_out(count: int) -> str:
+    return f" ({count:,} memory entries left out: answered from memory, their labels unconfirmed)" if count else ""
+
+
 def print_calibration(result: dict[str, Any]) -> None:
     replay = result["replay"]
     tail = replay["tail"]
     print(
-        f"\n{result['file']}: {result['tickets']:,} tickets; tenant {result['tenant']}; labels: "
+        f"\n{result['file']}: {result['tickets']:,} tickets{_left_out(result.get('left_out', 0))}; "
+        f"tenant {result['tenant']}; labels: "
         f"{', '.join(result['labels'])}; target precision {result['target_precision']:.1%}\n"
         f"\nHonest replay of this history (each ticket decided by fits on earlier tickets only): "
         f"{replay['llm_calls_avoided']:.1%} of LLM calls avoided at {_percent(replay['memory_precision'])} "
@@ -179,7 +184,8 @@ def plot_calibration(path: Path, fits: dict[str, Any], target: float, arguments:
     axes.set_xlabel("tickets of the category answered from memory (%)")
     axes.set_ylabel("precision of memory answers (%)")
     axes.set_ylim(max(0.0, min(80.0, target * 100 - 20)), 100.5)
-    axes.set_title(f"triage calibrate {Path(arguments.file).name}: per category, dot = its bar")
+    history = Path(arguments.file).name if arguments.file else "--from-memory"
+    axes.set_title(f"triage calibrate {history}: per category, dot = its bar")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left", fontsize=7, ncol=2)
     figure.tight_layout()

@@ -12,10 +12,10 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ..domain import AssignmentGroup, Category, Labels, Priority, Taxonomy, model_text
+from ..domain import AssignmentGroup, Category, Labels, LabelSource, MemoryEntry, Priority, Taxonomy, model_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +125,32 @@ def labelled_rows(
             continue
         seen[row_id] = line
         yield LabelledRow(line, row_id, text, Labels(category, priority or "-", group or "-"))
+
+
+# Whose labels are history to fit on: the classifier of record's, a person's, and those of the
+# tickets backfill imported. An entry answered from memory holds the memory's own guess: fitting
+# the memory on it would grade the memory by itself.
+HISTORY_SOURCES = (LabelSource.MODEL, LabelSource.HUMAN, LabelSource.IMPORTED)
+
+
+def memory_history(entries: Iterable[MemoryEntry]) -> tuple[list[LabelledRow], int]:
+    """A tenant's memory record as labelled history, ordered by ticket id (the stream order is then
+    the same seeded permutation as a file's), and how many entries were left out."""
+    rows, left_out = [], 0
+    for entry in entries:
+        if entry.label_source in HISTORY_SOURCES and entry.text:
+            rows.append(LabelledRow(0, entry.ticket_id, entry.text, entry.labels))
+        else:
+            left_out += 1
+    rows.sort(key=lambda row: row.row_id)
+    return [dataclasses.replace(row, line=number) for number, row in enumerate(rows, start=1)], left_out
+
+
+def varying_labels(rows: list[LabelledRow]) -> list[str]:
+    """The category, and each other label that takes more than one value in ``rows`` (one that
+    never varies, a default filled in by backfill say, has nothing to calibrate)."""
+    others = [label for label in ("priority", "assignment_group") if len({getattr(r.labels, label) for r in rows}) > 1]
+    return ["category", *others]
 
 
 def taxonomy_from_labels(rows: list[LabelledRow]) -> Taxonomy:
