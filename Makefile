@@ -13,7 +13,7 @@ MODEL := functions/triage/model/all-MiniLM-L6-v2-onnx/export.json
 
 install: $(VENV)/.installed $(MODEL) $(CHROMA_VENV)/.installed $(CHECKOV_VENV)/.installed browser
 
-# The lock pins torch 2.13.0+cpu: pip takes the local CPU wheel, never GBs of CUDA.
+# The dev lock pins torch 2.13.0+cpu (the model extra): pip takes the local CPU wheel, never GBs of CUDA.
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -80,15 +80,14 @@ bench: install
 lock:
 	$(BIN)/pip install --quiet pip-tools==7.6.2
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.txt pyproject.toml
-	$(BIN)/pip-compile --quiet --strip-extras --extra test --extra tools --no-emit-find-links --no-emit-index-url -o requirements-dev.txt pyproject.toml
+	$(BIN)/pip-compile --quiet --strip-extras --extra test --extra tools --extra model --no-emit-find-links --no-emit-index-url -o requirements-dev.txt pyproject.toml
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o emulators/requirements-chroma.txt emulators/requirements-chroma.in
 	$(MAKE) functions/requirements.txt
 
-# What Cloud Functions installs: the runtime lock, with torch's CPU-only index so the worker
-# gets torch 2.13.0+cpu (about 200 MB) instead of the CUDA build (several GB).
+# What Cloud Functions installs: the runtime lock, without torch (the functions embed with the
+# ONNX export; torch, transformers and sentence-transformers are the model extra, for the build).
 functions/requirements.txt: requirements.txt
 	{ echo "# Generated from requirements.txt by make functions/requirements.txt; do not edit."; \
-	  echo "--extra-index-url https://download.pytorch.org/whl/cpu"; \
 	  grep -v '^#' requirements.txt | grep -v '^ *#'; } > $@
 
 lock-checkov:

@@ -401,6 +401,8 @@ class LocalStack:
             "MEMORY_COLLECTION": f"memory-entries{suffix}",
             "CALIBRATION_COLLECTION": f"calibration{suffix}",
             "HF_HUB_OFFLINE": "1",
+            # The functions may import only what the deployed ones install (deployed/sitecustomize.py).
+            "PYTHONPATH": str(ROOT / "emulators" / "deployed"),
             "THREADS": str(config.threads),
             "PYTHONUNBUFFERED": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),

@@ -21,6 +21,8 @@ locals {
     CHROMA_DATABASE      = var.chroma_database
     HF_HUB_OFFLINE       = "1"
     LOG_LEVEL            = "INFO"
+    # The image has the runtime lock only (no torch): it embeds with the ONNX export, as the worker.
+    EMBEDDING_BACKEND = "onnx"
   })
 }
 

@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from google.cloud import firestore, pubsub_v1
@@ -61,6 +62,17 @@ def test_the_four_phases_on_the_local_classifier(local_lane):
     assert results["phase2"]["classification"]["classifier"] == "local-embedding"
     assert results["phase3"]["classification"]["path"] == "memory"
     assert results["phase4"]["next"]["labels"]["category"] == results["phase4"]["corrected"]["labels"]["category"]
+
+
+def test_the_functions_run_with_only_what_is_deployed(infrastructure, local_lane):
+    """Every function of the stack starts with the guard of emulators/deployed/ on its PYTHONPATH,
+    so these tests fail on any import the deployed functions (functions/requirements.txt) lack."""
+    guard = Path(__file__).resolve().parents[2] / "emulators" / "deployed"
+    functions = [p for p in infrastructure.processes if p.name.endswith(("-api", "-process_ticket"))]
+    assert len(functions) >= 2
+    for function in functions:
+        environment = Path(f"/proc/{function.process.pid}/environ").read_bytes().split(b"\0")
+        assert f"PYTHONPATH={guard}".encode() in environment, function.name
 
 
 def test_the_four_phases_on_gemini(gemini_lane, fake_gemini):

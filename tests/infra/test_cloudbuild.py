@@ -43,3 +43,6 @@ def test_the_build_exports_the_workers_onnx_model_before_anything_zips_functions
     functions_tf = (ROOT / "infra" / "functions.tf").read_text()
     worker_env = functions_tf[functions_tf.index("worker_env = ") :]
     assert 'EMBEDDING_BACKEND = "onnx"' in worker_env[: worker_env.index("})")]
+    backfill_tf = (ROOT / "infra" / "backfill.tf").read_text()
+    job_env = backfill_tf[backfill_tf.index("backfill_env = ") :]
+    assert 'EMBEDDING_BACKEND = "onnx"' in job_env[: job_env.index("})")]  # its image has no torch either

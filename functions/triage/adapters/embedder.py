@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -24,10 +25,10 @@ from . import embedder_onnx
 
 log = logging.getLogger(__name__)
 
-# Memory a worker instance needs, in MiB. Measured here with sentence-transformers (the larger
-# backend): a fresh worker's peak RSS after loading all-MiniLM-L6-v2 and embedding one text is
-# about 510 MiB (tests/benchmarks/cold_start.py), and 635 MiB after classifying tickets (make
-# bench); infra/ may not size a worker below this, so either backend fits.
+# Memory a worker instance needs, in MiB; infra/ may not size a worker below this. A fresh
+# worker on the ONNX export peaks at 283 MiB after loading the model and embedding one text
+# (tests/benchmarks/cold_start.py; 557 MiB on sentence-transformers, which only local workers can
+# use), and the local classifier's per-tenant models grow with the memory on top of that.
 WORKER_MEMORY_MIB = 1024
 
 _BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -114,7 +115,7 @@ def build_embedder(backend: str, model_name: str, model_path: str | None = None)
     """The embedder EMBEDDING_BACKEND asks for (see the module's docstring)."""
     folder = embedder_onnx.bundled_folder(model_name)
     if backend == "sentence-transformers":
-        return SentenceTransformerEmbedder(model_name, model_path)
+        return _on_torch(model_name, model_path, "EMBEDDING_BACKEND=sentence-transformers")
     stale = _stale_export(folder, model_name, model_path)
     if backend == "onnx":
         if stale:
@@ -122,8 +123,23 @@ def build_embedder(backend: str, model_name: str, model_path: str | None = None)
         return embedder_onnx.OnnxEmbedder(model_name, folder)
     if stale:
         log.info("embedding with sentence-transformers", extra={"reason": stale})
-        return SentenceTransformerEmbedder(model_name, model_path)
+        return _on_torch(model_name, model_path, stale)
     return embedder_onnx.OnnxEmbedder(model_name, folder)
+
+
+def _on_torch(model_name: str, model_path: str | None, why: str) -> SentenceTransformerEmbedder:
+    """The sentence-transformers embedder, where it is installed: the deployed functions leave it
+    out (functions/requirements.txt) and embed with the ONNX export only."""
+    try:
+        installed = importlib.util.find_spec("sentence_transformers") is not None
+    except ImportError:  # refused outright, as the local stack does what is not deployed
+        installed = False
+    if not installed:
+        raise ConfigurationError(
+            f"{why}; sentence-transformers is not installed here (deployed functions embed with the ONNX export: "
+            "make model writes it, and the build's install step does)"
+        )
+    return SentenceTransformerEmbedder(model_name, model_path)
 
 
 def _stale_export(folder: Path, model_name: str, model_path: str | None) -> str | None:
