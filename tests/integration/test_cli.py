@@ -200,9 +200,8 @@ def test_calibrate_from_memory_fits_on_what_the_tenant_s_memory_holds(chroma_env
     bootstrap.memory_records().put(guesses, model=embedder.name)
     code, result = run(capsys, "calibrate", "--from-memory", "--tenant", tenant, "--target-precision", "0.9")
     assert code == 0 and result["stored"] and (result["tickets"], result["left_out"]) == (400, 3)
-    # Backfill filled the taxonomy's default priority in: one value, nothing to calibrate. The group it
-    # took from each category's own group, so it varies.
-    assert result["labels"] == ["category", "assignment_group"]
+    # Backfill filled the priority and the group in from the taxonomy: both follow from the category.
+    assert result["labels"] == ["category"]
     stored = bootstrap.calibrations().get(tenant)
     assert stored is not None and stored.fitted_on == 400 and stored.source == f"memory of tenant {tenant}"
     bars = stored.labels["category"].thresholds

@@ -192,6 +192,16 @@ def test_the_memory_as_history_keeps_what_the_classifier_of_record_or_a_person_l
     rows, left_out = memory_history(entries)
     assert [(r.line, r.row_id) for r in rows] == [(1, "t1"), (2, "t3"), (3, "t4")] and left_out == 2
     assert rows[0] == LabelledRow(1, "t1", "some text", Labels("Network", "High", "Service Desk"))
-    # A label that never varies (a default filled in by backfill) has nothing to calibrate.
-    assert varying_labels(rows) == ["category", "priority"]
+    # A label that follows from the category (one value per category: a default backfill filled in,
+    # or the category's own group) has nothing of its own to calibrate.
+    assert varying_labels(rows) == ["category", "priority"]  # Network: High and Medium
     assert varying_labels(rows[1:]) == ["category"]
+    by_category = [
+        LabelledRow(i, f"r{i}", "text", Labels(c, "Medium", g))
+        for i, (c, g) in enumerate(
+            [("Network", "Service Desk"), ("Hardware", "End User Computing"), ("Network", "Service Desk")]
+        )
+    ]
+    assert varying_labels(by_category) == ["category"]  # each category's own group: derived
+    moved = [*by_category, LabelledRow(9, "r9", "text", Labels("Network", "Medium", "Infrastructure"))]
+    assert varying_labels(moved) == ["category", "assignment_group"]

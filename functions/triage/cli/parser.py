@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
         "--from-memory",
         action="store_true",
         help="fit on the tenant's memory record in Firestore (MEMORY_COLLECTION) instead of a file; scores the "
-        "category, and the priority and assignment group where the history has more than one value of them",
+        "category, and the priority and assignment group where they vary within a category",
     )
     _columns(calibrate, labels="any values (with a file)", required=False)
     calibrate.add_argument("--tenant", help="the tenant the history belongs to (default: DEFAULT_TENANT)")

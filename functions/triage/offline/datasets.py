@@ -147,10 +147,18 @@ def memory_history(entries: Iterable[MemoryEntry]) -> tuple[list[LabelledRow], i
 
 
 def varying_labels(rows: list[LabelledRow]) -> list[str]:
-    """The category, and each other label that takes more than one value in ``rows`` (one that
-    never varies, a default filled in by backfill say, has nothing to calibrate)."""
-    others = [label for label in ("priority", "assignment_group") if len({getattr(r.labels, label) for r in rows}) > 1]
-    return ["category", *others]
+    """The category, and each other label that varies within a category somewhere in ``rows``.
+    One that follows from the category (a single value per category: a default that backfill
+    filled in, the priority everywhere or the category's own group) has nothing of its own to
+    calibrate, and a second bar on the same evidence would only answer less."""
+
+    def follows_category(label: str) -> bool:
+        seen: dict[str, str] = {}
+        return all(
+            seen.setdefault(r.labels.category, getattr(r.labels, label)) == getattr(r.labels, label) for r in rows
+        )
+
+    return ["category", *(label for label in ("priority", "assignment_group") if not follows_category(label))]
 
 
 def taxonomy_from_labels(rows: list[LabelledRow]) -> Taxonomy:
