@@ -122,7 +122,7 @@ resource "google_cloud_run_v2_job" "backfill" {
         resources {
           limits = {
             cpu    = "2"
-            memory = "4Gi" # the embedding model, torch and a chunk of 2048 rows
+            memory = "4Gi" # the embedding model (ONNX Runtime) and a chunk of 2048 rows
           }
         }
 

@@ -197,17 +197,20 @@ def test_calibrate_from_memory_fits_on_what_the_tenant_s_memory_holds(chroma_env
                     LabelSource.MEMORY)
         for i in range(3)
     ]  # fmt: skip
-    bootstrap.memory_records().put(guesses, model=embedder.name)
+    # And one the classifier of record labelled before the taxonomy lost its category.
+    retired = MemoryEntry("retired", tenant, (), "the fax is down", Labels("Fax", "Medium", "-"), LabelSource.MODEL)
+    bootstrap.memory_records().put([*guesses, retired], model=embedder.name)
     code, result = run(capsys, "calibrate", "--from-memory", "--tenant", tenant, "--target-precision", "0.9")
-    assert code == 0 and result["stored"] and (result["tickets"], result["left_out"]) == (400, 3)
+    assert code == 0 and result["stored"] and (result["tickets"], result["left_out"]) == (401, 3)
     # Backfill filled the priority and the group in from the taxonomy: both follow from the category.
     assert result["labels"] == ["category"]
     stored = bootstrap.calibrations().get(tenant)
-    assert stored is not None and stored.fitted_on == 400 and stored.source == f"memory of tenant {tenant}"
+    assert stored is not None and stored.fitted_on == 401 and stored.source == f"memory of tenant {tenant}"
     bars = stored.labels["category"].thresholds
     assert any(bar["threshold"] is not None for value, bar in bars.items() if value != "*")
-    cli.main(["calibrate", "--from-memory", "--tenant", tenant, "--target-precision", "0.9", "--no-store"])
-    assert f"memory of tenant {tenant}: 400 tickets (3 memory entries left out" in capsys.readouterr().out
+    strict = ["--taxonomy", "--target-precision", "0.9", "--no-store"]
+    cli.main(["calibrate", "--from-memory", "--tenant", tenant, *strict])
+    assert f"memory of tenant {tenant}: 400 tickets (4 memory entries left out" in capsys.readouterr().out
 
     # Either a file or the memory, and a memory with history in it.
     assert cli.main(["calibrate", str(SAMPLE), *COLUMNS, "--from-memory", "--no-store"]) == 1

@@ -247,11 +247,14 @@ def _history(arguments: argparse.Namespace, tenant: str) -> tuple[tuple[list, li
     if arguments.file is not None:
         raise ConfigurationError("give a labelled file or --from-memory, not both")
     rows, left_out = datasets.memory_history(entry for _, entry in bootstrap.memory_records().scan(tenant))
+    taxonomy = bootstrap.taxonomy() if arguments.taxonomy else None
+    if taxonomy is not None:  # entries labelled before the taxonomy last changed are not history for it
+        kept = [r for r in rows if r.labels.category in taxonomy.category_names]
+        rows, left_out = kept, left_out + len(rows) - len(kept)
     source = f"memory of tenant {tenant}"
     if len(rows) < 2:
         raise ConfigurationError(f"the {source} holds {len(rows)} labelled entries ({left_out} left out): too few")
-    taxonomy = bootstrap.taxonomy() if arguments.taxonomy else datasets.taxonomy_from_labels(rows)
-    return (rows, [], taxonomy), left_out, source
+    return (rows, [], taxonomy or datasets.taxonomy_from_labels(rows)), left_out, source
 
 
 def rebuild(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def print_evaluation(result: dict[str, Any], threshold: float) -> None:
 
 
 def _left_out(count: int) -> str:
-    return f" ({count:,} memory entries left out: answered from memory, their labels unconfirmed)" if count else ""
+    return f" ({count:,} memory entries left out: answered from memory, or outside the taxonomy)" if count else ""
 
 
 def print_calibration(result: dict[str, Any]) -> None:
