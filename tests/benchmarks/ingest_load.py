@@ -49,7 +49,7 @@ def interleaved(loads: dict[str, Load], concurrency: int, rounds: int, cpu: dict
     """Each load's items in ``rounds`` equal parts, the systems taking turns part by part (ABBA:
     the order reverses every round), so that each sees the emulators as warm as the others on
     average. Throughput is each system's requests over the time its own parts took; CPU ms per
-    request from ``cpu`` (a system's CPU seconds so far), counted over its own parts only."""
+    request from ``cpu`` (each system's CPU seconds so far), counted over its own parts only."""
     names = list(loads)
     latencies: dict[str, list[float]] = {name: [] for name in names}
     wall = dict.fromkeys(names, 0.0)
@@ -59,15 +59,16 @@ def interleaved(loads: dict[str, Load], concurrency: int, rounds: int, cpu: dict
             items, make_worker = loads[name]
             size = -(-len(items) // rounds)
             part = items[turn * size : (turn + 1) * size]
-            before = cpu[name]() if name in cpu else 0.0
+            before = cpu[name]()
             measured, elapsed = timed(part, concurrency, make_worker)
-            used[name] += (cpu[name]() - before) if name in cpu else 0.0
+            used[name] += cpu[name]() - before
             latencies[name] += measured
             wall[name] += elapsed
-    found = {name: figures(latencies[name], wall[name]) for name in names}
-    for name in cpu:
-        found[name]["cpu_ms_per_request"] = round(used[name] * 1000 / max(len(latencies[name]), 1), 2)
-    return found
+    return {
+        name: figures(latencies[name], wall[name])
+        | {"cpu_ms_per_request": round(used[name] * 1000 / max(len(latencies[name]), 1), 2)}
+        for name in names
+    }
 
 
 def timed(items: list[Any], concurrency: int, make_worker: Callable[[], Callable[[Any], None]]) -> tuple[list, float]:
