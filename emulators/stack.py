@@ -193,17 +193,20 @@ class ManagedProcess:
         except OSError:
             return "(no log)"
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """SIGTERM to its group, SIGKILL after 10 s; False if it had to be killed."""
         if self.process is None or self.process.poll() is not None:
-            return
+            return True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
+            return True
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+            return False
 
 
 # --------------------------------------------------------------------------- the stack

@@ -75,6 +75,15 @@ def test_the_functions_run_with_only_what_is_deployed(infrastructure, local_lane
         assert f"PYTHONPATH={guard}".encode() in environment, function.name
 
 
+def test_the_functions_exit_on_sigterm_after_serving(infrastructure):
+    """Cloud Run stops an instance with SIGTERM. Each function, once it has served (gRPC channels
+    open, the model run), exits on it instead of hanging until it is killed."""
+    lane = infrastructure.add_lane("sigterm")
+    processed(lane, submit(lane, {"title": "Laptop will not boot", "description": "black screen after update"}))
+    for process in [p for p in infrastructure.processes if p.name.startswith("sigterm-")]:
+        assert process.stop(), f"{process.name} ignored SIGTERM and was killed:\n{process.log_tail()}"
+
+
 def test_the_four_phases_on_gemini(gemini_lane, fake_gemini):
     results = demo.walk(gemini_lane.api_url, fake_gemini, out=lambda line: None)
     assert results["phase2"]["classification"]["classifier"] == "gemini-3.5-flash"

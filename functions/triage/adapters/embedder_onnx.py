@@ -34,7 +34,10 @@ def exported(folder: Path) -> bool:
 
 
 class OnnxEmbedder:
-    IMPORTS = ("numpy", "onnxruntime", "tokenizers")  # what an instance imports before its fork
+    # What an instance imports before its fork. Not onnxruntime: importing it starts a thread,
+    # which the forked child lacks, and its exit handler then joins whatever thread reuses that
+    # thread's slot (here gRPC's timer): the serving process hung on SIGTERM until SIGKILLed.
+    IMPORTS = ("numpy", "tokenizers")
 
     def __init__(self, model_name: str, folder: Path, *, batch_size: int = 64):
         self.name = model_name
