@@ -81,3 +81,8 @@ output "service_accounts" {
     ci_apply = google_service_account.ci_apply.email
   }
 }
+
+output "calibrate_job" {
+  description = "The scheduled calibration job (gcloud run jobs execute NAME --region REGION --wait); empty without backfill_image or calibrate_schedule."
+  value       = local.calibrate ? google_cloud_run_v2_job.calibrate[0].name : ""
+}

@@ -489,6 +489,23 @@ variable "backfill_task_timeout" {
     error_message = "backfill_task_timeout must be seconds such as 21600s."
   }
 }
+# The scheduled refit of the calibrated decision (calibrate.tf).
+variable "calibrate_schedule" {
+  type        = string
+  description = "Cron schedule of the calibration job (triage calibrate --from-memory --all-tenants), which refits each tenant's per-category bars on its memory. Empty: no schedule (run the job by hand). Needs backfill_image: the job runs on that image."
+  default     = "0 3 * * *"
+}
+
+variable "calibrate_task_timeout" {
+  type        = string
+  description = "Longest the calibration job may run (it replays every tenant's memory; about 110 texts/s per vCPU to embed, then the fit)."
+  default     = "3600s"
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.calibrate_task_timeout))
+    error_message = "calibrate_task_timeout must be seconds such as 3600s."
+  }
+}
+
 variable "reconcile_schedule" {
   type        = string
   description = "Cron schedule of the stuck-ticket reconciler (Cloud Scheduler publishes a reconcile message)."

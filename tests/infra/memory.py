@@ -1,8 +1,9 @@
 """Is the memory hosted so that it survives? Checks of infra/ for Chroma on Compute Engine
 (issue 17): the pinned server on a persistent disk with snapshots, a single-instance managed
 group that brings a dead VM back with its disk and address, no external IP, private traffic
-only from the functions' connector, token auth from Secret Manager; and the sharded backfill
-job with its image. Each returns sentences (empty: fine).
+only from the functions' connector, token auth from Secret Manager; the sharded backfill
+job with its image; and the scheduled calibration job on that image. Each returns sentences
+(empty: fine).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ _KEY = re.compile(r"\b([A-Z][A-Z0-9_]+)\s*=")
 
 def problems(root: Path) -> list[str]:
     terraform = Terraform(root / "infra")
-    return _modes(terraform) + _chroma_vm(terraform, root) + _private_path(terraform) + _backfill(terraform, root)
+    return (
+        _modes(terraform)
+        + _chroma_vm(terraform, root)
+        + _private_path(terraform)
+        + _backfill(terraform, root)
+        + _calibrate(terraform)
+    )
 
 
 def _modes(terraform: Terraform) -> list[str]:
@@ -171,4 +178,48 @@ def _backfill(terraform: Terraform, root: Path) -> list[str]:
     build = (root / "cloudbuild.yaml").read_text(encoding="utf-8")
     if "infra/backfill/Dockerfile" not in build or "backfill_image=" not in build:
         found.append("cloudbuild.yaml does not build the backfill image and hand it to terraform plan")
+    return found
+
+
+def _calibrate(terraform: Terraform) -> list[str]:
+    """The refit of the calibrated decision: a job on the backfill image whose command the CLI
+    takes, with settings the code reads, started on a schedule through the Cloud Run Admin API
+    by an account that may run that job."""
+    from triage.cli.parser import parser
+
+    job = terraform.resource("google_cloud_run_v2_job").get("calibrate")
+    if job is None:
+        return ["there is no google_cloud_run_v2_job.calibrate (the scheduled refit of the calibrated decision)"]
+    found = []
+    container = block(block(block(job.get("template")).get("template")).get("containers"))
+    if "var.backfill_image" not in str(container.get("image")):
+        found.append("the calibration job's image is not var.backfill_image")
+    arguments = [str(a) for a in container.get("args", [])]
+    try:
+        parsed = parser().parse_args(arguments)
+    except SystemExit:
+        parsed = None
+    if parsed is None or parsed.command != "calibrate" or not (parsed.from_memory and parsed.all_tenants):
+        found.append(f"the calibration job runs {arguments}, not `triage calibrate --from-memory --all-tenants`")
+    environment = terraform.expand(terraform.locals.get("calibrate_env", ""))
+    keys = set(_KEY.findall(environment))
+    for key in sorted(keys - settings_names() - LIBRARY_VARIABLES):
+        found.append(f"the calibration job sets {key}, which the code never reads")
+    for key in ("MEMORY_COLLECTION", "CALIBRATION_COLLECTION", "EMBEDDING_BACKEND"):
+        if key not in keys:
+            found.append(f"the calibration job does not set {key}")
+
+    schedule = terraform.resource("google_cloud_scheduler_job").get("calibrate")
+    target = block(schedule.get("http_target")) if schedule else {}
+    if "google_cloud_run_v2_job.calibrate[0].name}:run" not in str(target.get("uri")):
+        found.append("no Cloud Scheduler job runs the calibration job (POST .../jobs/NAME:run)")
+    invoker = block(target.get("oauth_token")).get("service_account_email", "")  # an access token: a Google API
+    granted = [
+        m
+        for m in terraform.resource("google_cloud_run_v2_job_iam_member").values()
+        if m.get("role") == "roles/run.invoker" and "google_cloud_run_v2_job.calibrate" in str(m.get("name"))
+    ]
+    account = str(invoker).removesuffix(".email}").removeprefix("${")
+    if not invoker or not any(account in str(m.get("member")) for m in granted):
+        found.append("the scheduler's account (an OAuth token) may not run the calibration job (roles/run.invoker)")
     return found

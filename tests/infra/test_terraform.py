@@ -377,6 +377,26 @@ MUTATIONS = {
         "--no-deps -e .",
     ),
     # The dashboards name only metrics that exist, and show every view.
+    # The scheduled refit of the calibrated decision.
+    "calibrate-unknown-option": (
+        "infra/calibrate.tf",
+        '"--all-tenants"',
+        '"--every-tenant"',
+        ", not `triage calibrate --from-memory --all-tenants`",
+    ),
+    "calibrate-misspelt-setting": (
+        "infra/calibrate.tf",
+        "    CALIBRATION_COLLECTION =",
+        "    CALIBRATIONS_COLLECTION =",
+        "does not set CALIBRATION_COLLECTION",
+    ),
+    "calibrate-oidc-token": ("infra/calibrate.tf", "oauth_token {", "oidc_token {", "an OAuth token"),
+    "calibrate-no-invoker": (
+        "infra/calibrate.tf",
+        'role     = "roles/run.invoker"',
+        'role     = "roles/run.viewer"',
+        "may not run the calibration job",
+    ),
     "dashboard-metric-undeclared": (
         "infra/monitoring.tf",
         'resource "google_logging_metric" "llm_input_tokens"',

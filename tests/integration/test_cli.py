@@ -212,6 +212,16 @@ def test_calibrate_from_memory_fits_on_what_the_tenant_s_memory_holds(chroma_env
     cli.main(["calibrate", "--from-memory", "--tenant", tenant, *strict])
     assert f"memory of tenant {tenant}: 400 tickets (4 memory entries left out" in capsys.readouterr().out
 
+    # The scheduled refit: every tenant the memory holds, one with too little history skipped.
+    small = MemoryEntry("mouse", f"{tenant}-small", (), "my mouse is broken", Labels("Hardware", "Low", "-"),
+                        LabelSource.HUMAN)  # fmt: skip
+    bootstrap.memory_records().put([small], model=embedder.name)
+    code, result = run(capsys, "calibrate", "--from-memory", "--all-tenants", "--target-precision", "0.9", "--no-store")
+    assert code == 0 and set(result["tenants"]) == {tenant} and set(result["skipped"]) == {f"{tenant}-small"}
+    assert result["tenants"][tenant]["tickets"] == 401 and "holds 1 labelled entries" in result["skipped"][small.tenant]
+    assert cli.main(["calibrate", "--all-tenants", "--no-store"]) == 1
+    assert "--all-tenants goes with --from-memory" in capsys.readouterr().err
+
     # Either a file or the memory, and a memory with history in it.
     assert cli.main(["calibrate", str(SAMPLE), *COLUMNS, "--from-memory", "--no-store"]) == 1
     assert "not both" in capsys.readouterr().err

@@ -198,11 +198,34 @@ def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def calibrate(arguments: argparse.Namespace) -> dict[str, Any]:
+    target = _target_precision(arguments)
+    if not arguments.all_tenants:
+        return _calibrate(arguments, arguments.tenant or bootstrap.settings().default_tenant, target)
+    if not arguments.from_memory or arguments.tenant or arguments.plot is not None:
+        raise ConfigurationError("--all-tenants goes with --from-memory, and without --tenant or --plot")
+    # The scheduled refit (infra/calibrate.tf): every tenant on its own memory; one with too little
+    # history yet is skipped (its worker keeps answering nothing from memory), and the run succeeds.
+    fitted: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for tenant in bootstrap.memory_records().tenants():
+        try:
+            fitted[tenant] = _calibrate(arguments, tenant, target)
+        except TooLittleHistory as error:
+            skipped[tenant] = str(error)
+            if not arguments.json:
+                print(f"\ntenant {tenant} skipped: {error}")
+    if not arguments.json:
+        print(f"\nfitted {len(fitted)} tenant(s), skipped {len(skipped)}")
+    return {"tenants": fitted, "skipped": skipped}
+
+
+class TooLittleHistory(ConfigurationError):
+    """A tenant's memory holds too few labelled entries to fit on."""
+
+
+def _calibrate(arguments: argparse.Namespace, tenant: str, target: float) -> dict[str, Any]:
     from ..offline import calibration, datasets, evaluation
 
-    settings = bootstrap.settings()
-    target = _target_precision(arguments)
-    tenant = arguments.tenant or settings.default_tenant
     history, left_out, source = _history(arguments, tenant)
     labels = datasets.varying_labels(history[0]) if arguments.from_memory else _scored_labels(arguments)
     rows, _, _, prepared, stream = _stream(arguments, labels, history)
@@ -253,7 +276,7 @@ def _history(arguments: argparse.Namespace, tenant: str) -> tuple[tuple[list, li
         rows, left_out = kept, left_out + len(rows) - len(kept)
     source = f"memory of tenant {tenant}"
     if len(rows) < 2:
-        raise ConfigurationError(f"the {source} holds {len(rows)} labelled entries ({left_out} left out): too few")
+        raise TooLittleHistory(f"the {source} holds {len(rows)} labelled entries ({left_out} left out): too few")
     return (rows, [], taxonomy or datasets.taxonomy_from_labels(rows)), left_out, source
 
 

@@ -121,6 +121,12 @@ def parser() -> argparse.ArgumentParser:
     )
     _columns(calibrate, labels="any values (with a file)", required=False)
     calibrate.add_argument("--tenant", help="the tenant the history belongs to (default: DEFAULT_TENANT)")
+    calibrate.add_argument(
+        "--all-tenants",
+        action="store_true",
+        help="with --from-memory: fit every tenant the memory holds, each on its own entries; a tenant with too "
+        "few is skipped (what the scheduled refit runs)",
+    )
     calibrate.add_argument("--no-store", action="store_true", help="fit and print, but store nothing")
     calibrate.add_argument(
         "--plot",
