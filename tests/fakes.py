@@ -246,10 +246,18 @@ class InMemoryMemory:
             if entry.tenant == tenant:
                 yield dataclasses.replace(entry, embedding=())
 
-    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
+    def relabel(
+        self,
+        ticket_id: str,
+        *,
+        tenant: str,
+        labels: Labels,
+        label_source: LabelSource,
+        over: frozenset[LabelSource] | None = None,
+    ) -> bool:
         self._check()
         entry = self.stored.get(ticket_id)
-        if entry is None or entry.tenant != tenant:
+        if entry is None or entry.tenant != tenant or (over is not None and entry.label_source not in over):
             return False
         self.stored[ticket_id] = dataclasses.replace(entry, labels=labels, label_source=label_source)
         for other in list(self.stored.values()):

@@ -131,8 +131,18 @@ class Memory(Protocol):
     def entries(self, tenant: str) -> Iterator[MemoryEntry]:
         """Every entry of a tenant, without its embedding (``embedding`` is empty)."""
 
-    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
-        """Give an entry, and entries answered from it, new labels; False if it is not in memory."""
+    def relabel(
+        self,
+        ticket_id: str,
+        *,
+        tenant: str,
+        labels: Labels,
+        label_source: LabelSource,
+        over: frozenset[LabelSource] | None = None,
+    ) -> bool:
+        """Give an entry, and entries answered from it, new labels; False if it is not in memory,
+        or (``over``) its labels are not from one of these sources: an audit never overwrites a
+        reviewer's labels."""
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Per tenant: entries on record, entries indexed, and whether the index is missing."""

@@ -107,6 +107,14 @@ def audited(lane, ticket_id: str) -> dict:
     return wait_for(found, timeout=60)
 
 
+def memory_entry(calibrations, lane, ticket_id: str, *, source: str):
+    """The ticket's entry in the lane's memory record, once its labels come from ``source``."""
+    from triage.adapters.firestore_memory import FirestoreMemoryRecords
+
+    entry = FirestoreMemoryRecords(calibrations._client, lane.env["MEMORY_COLLECTION"]).get(ticket_id, tenant="default")
+    return entry if entry is not None and entry.label_source.value == source else None
+
+
 def precision_row(lane, category: str) -> dict:
     stats = demo.call("GET", f"{lane.api_url}/stats?hours=1")[1]
     (row,) = [r for r in stats["precision"]["labels"]["category"] if r["value"] == category]
@@ -137,6 +145,9 @@ def test_an_audit_that_disagrees_tightens_the_category_and_the_next_ticket_goes_
         text = response.read().decode()
     assert 'triage_memory_threshold_tightened_total{label="category",value="Email & Collaboration"} 1.0' in text
     assert 'result="wrong",source="audit",value="Email & Collaboration"' in text
+    # The memory's entry for the ticket holds the classifier of record's labels: history to refit on.
+    entry = wait_for(lambda: memory_entry(calibrations, audit_lane, first["ticket_id"], source="model"))
+    assert entry.labels.category == "Software"
 
     second = processed(audit_lane, "Outlook calendar will not sync to my iPhone anymore")
     assert second["status"] == "Classified_By_AI"

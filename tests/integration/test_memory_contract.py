@@ -75,6 +75,23 @@ def test_relabel_updates_the_entry_and_those_answered_from_it(memory: Memory):
     assert found["checked"].labels == SOFTWARE  # a human verified it on its own
 
 
+def test_a_guarded_relabel_changes_only_entries_from_the_sources_it_names(memory: Memory):
+    only_guesses = frozenset({LabelSource.MEMORY})
+    memory.remember(entry("guess", unit(1, 0, 0), source=LabelSource.MEMORY))
+    memory.remember(entry("reviewed", unit(0, 1, 0), source=LabelSource.HUMAN))
+    assert memory.relabel("guess", tenant="acme", labels=ACCESS, label_source=LabelSource.MODEL, over=only_guesses)
+    assert not memory.relabel(
+        "reviewed", tenant="acme", labels=ACCESS, label_source=LabelSource.MODEL, over=only_guesses
+    )
+    found = {n.ticket_id: n for n in memory.nearest(unit(1, 1, 0), tenant="acme", limit=10)}
+    assert (found["guess"].labels, found["guess"].label_source) == (ACCESS, LabelSource.MODEL)
+    assert (found["reviewed"].labels, found["reviewed"].label_source) == (SOFTWARE, LabelSource.HUMAN)
+    if isinstance(memory, DurableMemory):  # the record, which the index is rebuilt from, agrees
+        on_record = {e.ticket_id: e for _, e in memory.records.scan("acme")}
+        assert on_record["guess"].label_source is LabelSource.MODEL
+        assert on_record["reviewed"].label_source is LabelSource.HUMAN
+
+
 def test_relabel_never_crosses_tenants_or_invents_entries(memory: Memory):
     memory.remember(entry("a", unit(1, 0, 0)))
     assert not memory.relabel("a", tenant="globex", labels=ACCESS, label_source=LabelSource.HUMAN)
@@ -108,6 +125,25 @@ def test_a_memory_built_by_another_model_or_version_is_refused(infrastructure, m
     other = connect_chroma(infrastructure.chroma_url, name, model, version)
     with pytest.raises(ConfigurationError, match=rf"model-a@1.*{model}@{version}.*triage rebuild"):
         other.nearest(unit(1, 0), tenant="acme", limit=1)
+
+
+def test_a_guarded_relabel_writes_only_over_the_entry_it_read(emulator_env, monkeypatch):
+    """The record's guarded write carries the update time it read: an entry changed since (here,
+    every time, by a precondition on a time long past) is read again, never overwritten."""
+    from datetime import UTC, datetime
+
+    from triage.errors import StoreUnavailable
+
+    memory = durable_memory(emulator_env)
+    memory.remember(entry("guess", unit(1, 0), source=LabelSource.MEMORY))
+    client = memory.records._client
+    stale = client.write_option(last_update_time=datetime(2020, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(client, "write_option", lambda **_: stale)
+    with pytest.raises(StoreUnavailable, match="kept changing"):
+        memory.relabel("guess", tenant="acme", labels=ACCESS, label_source=LabelSource.MODEL,
+                       over=frozenset({LabelSource.MEMORY}))  # fmt: skip
+    (kept,) = [e for _, e in memory.records.scan("acme")]
+    assert (kept.labels, kept.label_source) == (SOFTWARE, LabelSource.MEMORY)
 
 
 def test_each_tenant_has_a_collection_of_its_own(emulator_env):

@@ -105,6 +105,9 @@ def test_an_audit_that_disagrees_tightens_the_bar_and_the_next_ticket_goes_to_th
     assert audited.audit.agreed == {"category": False, "priority": True, "assignment_group": False}
     assert world.calibrations.measured("default")["category"]["Network"] == {"answered": 1, "correct": 0}
     assert world.calibrations.get("default").labels["category"].bar("Network") is None  # tightened away
+    # The memory's entry for the ticket now holds the classifier of record's labels: history to fit on.
+    entry = world.memory.stored[first.ticket_id]
+    assert entry.labels == world.classifier.labels and entry.label_source is LabelSource.MODEL
     assert world.audit(first.ticket_id).action == "skipped"  # a redelivery records nothing twice
     assert world.calibrations.measured("default")["category"]["Network"]["answered"] == 1
 
@@ -116,6 +119,19 @@ def test_an_audit_that_disagrees_tightens_the_bar_and_the_next_ticket_goes_to_th
     (row,) = [r for r in table["labels"]["category"] if r["value"] == "Network"]
     assert row["measured"] == 1 and row["correct"] == 0 and row["lower95"] < 0.97
     assert row["threshold"] is None and row["status"] == "no_bar" and row["tightened_at"] is not None
+
+
+def test_an_audit_never_relabels_an_entry_a_reviewer_labelled_first(world: Engine):
+    world.calibrations.save(calibration())
+    ticket = world.submit_and_process(VPN)
+    assert world.memory.stored[ticket.ticket_id].label_source is LabelSource.MEMORY
+    world.feedback(ticket.ticket_id, Feedback(category="Network", priority="Low", reviewer="bo"))
+    reviewed = world.memory.stored[ticket.ticket_id]
+    # The audit message was queued before the review, and arrives after it.
+    world.store.tickets[ticket.ticket_id] = ticket
+    world.classifier.labels = Labels("Software", "High", "Application Support")
+    assert world.audit(ticket.ticket_id).action == "audited"
+    assert world.memory.stored[ticket.ticket_id] == reviewed  # the reviewer's labels stay
 
 
 def test_a_confirmation_counts_as_correct_and_a_correction_as_an_error_per_label(world: Engine):

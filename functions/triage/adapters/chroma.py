@@ -262,12 +262,23 @@ class ChromaIndex:
         if collection is not None:
             yield from _pages(collection, tenant)
 
-    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
+    def relabel(
+        self,
+        ticket_id: str,
+        *,
+        tenant: str,
+        labels: Labels,
+        label_source: LabelSource,
+        over: frozenset[LabelSource] | None = None,
+    ) -> bool:
         collection = self.collection(tenant)
         if collection is None:
             return False
         with _translated("relabel"):
-            if not collection.get(ids=[ticket_id], include=[])["ids"]:
+            found = collection.get(ids=[ticket_id], include=["metadatas"])
+            if not found["ids"]:
+                return False
+            if over is not None and LabelSource(found["metadatas"][0]["label_source"]) not in over:
                 return False
             collection.update(ids=[ticket_id], metadatas=[{**labels.as_dict(), "label_source": label_source.value}])
             # Entries answered from this one inherited its old labels: they follow the correction.

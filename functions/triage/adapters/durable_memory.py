@@ -132,14 +132,26 @@ class DurableMemory:
     def entries(self, tenant: str) -> Iterator[MemoryEntry]:
         yield from self.index.entries(tenant)
 
-    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
+    def relabel(
+        self,
+        ticket_id: str,
+        *,
+        tenant: str,
+        labels: Labels,
+        label_source: LabelSource,
+        over: frozenset[LabelSource] | None = None,
+    ) -> bool:
         """True when the entry is relabelled on record and in the index; False when either lacks it
-        (then the caller remembers it whole: the worker's ``remember`` writes both again)."""
-        if not self.records.relabel(ticket_id, tenant=tenant, labels=labels, label_source=label_source):
+        (then the caller remembers it whole: the worker's ``remember`` writes both again), or when
+        (``over``) the record's labels come from another source: the record decides, the index follows."""
+        if not self.records.relabel(ticket_id, tenant=tenant, labels=labels, label_source=label_source, over=over):
             return False
         return bool(
             self._indexing(
-                tenant, lambda: self.index.relabel(ticket_id, tenant=tenant, labels=labels, label_source=label_source)
+                tenant,
+                lambda: self.index.relabel(
+                    ticket_id, tenant=tenant, labels=labels, label_source=label_source, over=over
+                ),  # guarded too: a reviewer's relabel that reached the index first stays
             )
         )
 

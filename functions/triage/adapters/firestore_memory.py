@@ -26,10 +26,16 @@ from .translate import translated
 
 BATCH = 400  # writes per commit (Firestore allows 500)
 PAGE = 500
+Sources = frozenset[LabelSource]
+RELABEL_TRIES = 5  # a guarded relabel re-read after the entry changed under it
+
+
+_CAUGHT = (google_exceptions.GoogleAPIError, TimeoutError)
+_LOST_RACE = (google_exceptions.FailedPrecondition, google_exceptions.Aborted)  # a guarded write's entry changed
 
 
 def _translated(what: str) -> Any:
-    return translated("Firestore", what, StoreUnavailable, catch=(google_exceptions.GoogleAPIError, TimeoutError))
+    return translated("Firestore", what, StoreUnavailable, catch=_CAUGHT)
 
 
 def document_id(tenant: str, ticket_id: str) -> str:
@@ -119,16 +125,46 @@ class FirestoreMemoryRecords:
         with _translated("read"):
             return {s.get("ticket_id") for s in self._client.get_all(references, field_paths=["ticket_id"]) if s.exists}
 
-    def relabel(self, ticket_id: str, *, tenant: str, labels: Labels, label_source: LabelSource) -> bool:
+    def relabel(
+        self,
+        ticket_id: str,
+        *,
+        tenant: str,
+        labels: Labels,
+        label_source: LabelSource,
+        over: frozenset[LabelSource] | None = None,
+    ) -> bool:
         """The entry's new labels, and the same for the entries answered from it (unless a human
-        verified them); False if there is no such entry."""
+        verified them); False if there is no such entry, or (``over``) its labels come from another
+        source. With ``over`` the write holds only if the entry is unchanged since it was read, so a
+        reviewer's relabel in between is never overwritten (the next try reads it and stops)."""
+        for _ in range(RELABEL_TRIES):
+            try:
+                return self._relabel(ticket_id, tenant, labels, label_source, over)
+            except _LOST_RACE:
+                continue  # changed since it was read: read it again
+        raise StoreUnavailable(f"memory entry {ticket_id} kept changing while being relabelled")
+
+    def _relabel(
+        self, ticket_id: str, tenant: str, labels: Labels, label_source: LabelSource, over: Sources | None
+    ) -> bool:
         reference = self._entries.document(document_id(tenant, ticket_id))
         now = datetime.now(UTC)
-        with _translated("relabel"):
-            if not reference.get(field_paths=["ticket_id"], timeout=self._timeout).exists:
+        with translated("Firestore", "relabel", StoreUnavailable, catch=_CAUGHT, keep=_LOST_RACE):
+            snapshot = reference.get(field_paths=["label_source"], timeout=self._timeout)
+            if not snapshot.exists:
                 return False
+            option = None
+            if over is not None:
+                if LabelSource(snapshot.get("label_source")) not in over:
+                    return False
+                option = self._client.write_option(last_update_time=snapshot.update_time)
             batch = self._client.batch()
-            batch.update(reference, {"labels": labels.as_dict(), "label_source": label_source.value, "updated_at": now})
+            batch.update(
+                reference,
+                {"labels": labels.as_dict(), "label_source": label_source.value, "updated_at": now},
+                option=option,
+            )
             query = self._entries.where(filter=FieldFilter("tenant", "==", tenant)).where(
                 filter=FieldFilter("source_ticket_id", "==", ticket_id)
             )

@@ -2,7 +2,8 @@
 outcomes a reviewer's confirmation or correction gives (``record_outcomes``).
 
 An audit never delays or changes a ticket: it runs after the answer, on its own ``audit``
-message, and only records what the classifier of record said beside the answer. Every
+message, and only records what the classifier of record said beside the answer. The memory
+entry the answer left takes the classifier's labels, unless a reviewer's are there by now. Every
 outcome goes to the tenant's calibrations, which tighten a value's bar by themselves when its
 measured precision no longer keeps the target (``precision.live_check``).
 """
@@ -13,8 +14,8 @@ import logging
 from collections.abc import Mapping
 
 from .. import domain, metrics
-from ..domain import LABEL_NAMES, AnswerPath, Audit, Ticket
-from ..errors import InvalidModelOutput, MemoryUnavailable, UnknownTicket
+from ..domain import LABEL_NAMES, AnswerPath, Audit, LabelSource, Ticket
+from ..errors import InvalidModelOutput, MemoryUnavailable, StoreUnavailable, UnknownTicket
 from ..policy import select_examples
 from ..ports import Calibrations, ClassificationRequest, Classifier, Clock, Embedder, Memory, Tickets
 from ..precision import wilson_lower
@@ -75,6 +76,7 @@ def audit(
     metrics.LLM_CALLS.labels(classifier.name, "audit").inc()
     agreed = {label: getattr(reference.labels, label) == getattr(answered.labels, label) for label in LABEL_NAMES}
     record_outcomes(ticket, agreed, "audit", calibrations=calibrations)
+    relabelled = _relabel_entry(ticket, reference.labels, memory)
     verdict = Audit(labels=reference.labels, classifier=classifier.name, agreed=agreed, audited_at=clock())
     try:
         ticket = store.update(ticket_id, lambda t: domain.ticket.record_audit(t, verdict, now=clock()))
@@ -88,9 +90,27 @@ def audit(
             "classifier": classifier.name,
             "agreed": agreed,
             "category": answered.labels.category,
+            "memory_relabelled": relabelled,
         },
     )
     return Outcome(Action.AUDITED, ticket_id, ticket.status)
+
+
+def _relabel_entry(ticket: Ticket, labels: domain.Labels, memory: Memory) -> bool:
+    """The classifier of record's labels replace the memory's guess in the ticket's own entry (and
+    in those answered from it), unless a reviewer's labels are there by now. The entry becomes
+    history that ``triage calibrate --from-memory`` fits on, and a wrong answer stops spreading.
+    The answer on the ticket stays as given. Best effort: with the memory down it is logged."""
+    try:
+        return memory.relabel(
+            ticket.ticket_id, tenant=ticket.tenant, labels=labels, label_source=LabelSource.MODEL, over=ANSWERED
+        )
+    except (MemoryUnavailable, StoreUnavailable) as error:  # its record or its index
+        log.warning("audit not written to the memory", extra={"ticket_id": ticket.ticket_id, "error": str(error)})
+        return False
+
+
+ANSWERED = frozenset({LabelSource.MEMORY})  # the entries an audit may relabel: the memory's own guesses
 
 
 def record_outcomes(
