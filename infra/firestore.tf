@@ -81,6 +81,26 @@ resource "google_firestore_index" "calibration_outcomes" {
   }
 }
 
+# A wrong outcome re-checks its value's bar on the outcomes at or above the bar only
+# (FirestoreCalibrations.outcomes with at_least): two equalities and a range.
+resource "google_firestore_index" "calibration_outcomes_above" {
+  database   = google_firestore_database.main.name
+  collection = "outcomes"
+
+  fields {
+    field_path = "label"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "value"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "probability"
+    order      = "ASCENDING"
+  }
+}
+
 resource "google_firestore_index" "tickets" {
   for_each = local.ticket_indexes
 

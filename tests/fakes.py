@@ -328,11 +328,14 @@ class InMemoryCalibrations:
     def save(self, calibration: Calibration) -> None:
         self.calibrations[calibration.tenant] = calibration
 
-    def outcomes(self, tenant: str, label: str, value: str | None = None) -> list[dict]:
+    def outcomes(self, tenant: str, label: str, value: str | None = None, *, at_least: float | None = None) -> list:
         return [
             o
             for (owner, _, name, _judge), o in self.recorded.items()
-            if owner == tenant and name == label and (value is None or o["value"] == value)
+            if owner == tenant
+            and name == label
+            and (value is None or o["value"] == value)
+            and (at_least is None or o["probability"] >= at_least)
         ]
 
     def record(self, *, tenant, ticket_id, label, value, probability, correct, source):
@@ -358,7 +361,8 @@ class InMemoryCalibrations:
         bar = dict(fitted.thresholds.get(value) or {}) if fitted else {}
         if calibration is None or bar.get("threshold") is None:
             return None
-        live = [(o["probability"], int(o["correct"])) for o in self.outcomes(tenant, label, value)]
+        above = self.outcomes(tenant, label, value, at_least=bar["threshold"])
+        live = [(o["probability"], int(o["correct"])) for o in above]
         checked = live_check(bar, [*(tuple(r) for r in bar.get("record") or []), *live], target=calibration.target)
         if not checked.get("changed"):
             return None

@@ -194,8 +194,11 @@ class Calibrations(Protocol):
         idempotent per ticket, label and judge (the audit, or the reviewer): None if recorded
         before, else ``{"tightened": the value's new bar, or None}``."""
 
-    def outcomes(self, tenant: str, label: str, value: str | None = None) -> list[dict[str, Any]]:
-        """The recorded outcomes of a label (of one value)."""
+    def outcomes(
+        self, tenant: str, label: str, value: str | None = None, *, at_least: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The recorded outcomes of a label (of one value; ``at_least``: only those the decision gave
+        at least this probability, all a bar's re-check needs)."""
 
     def measured(self, tenant: str) -> dict[str, dict[str, dict[str, int]]]:
         """Per label and value: outcomes recorded (``answered``) and how many were ``correct``."""

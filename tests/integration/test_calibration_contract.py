@@ -81,6 +81,14 @@ def test_an_outcome_is_recorded_once_per_ticket_label_and_judge(calibrations):
     assert calibrations.outcomes("acme", "category", "Email") == []
 
 
+def test_the_outcomes_at_or_above_a_probability_are_read_alone(calibrations):
+    for ticket, p in (("low", 0.5), ("bar", 0.9), ("high", 0.99)):
+        record(calibrations, ticket, True, p=p)
+    found = calibrations.outcomes("acme", "category", VALUE, at_least=0.9)
+    assert sorted(o["ticket_id"] for o in found) == ["bar", "high"]
+    assert len(calibrations.outcomes("acme", "category", VALUE)) == 3
+
+
 def test_outcomes_are_measured_before_any_calibration(calibrations):
     assert record(calibrations, "t1", False) == {"tightened": None}
     assert calibrations.get("acme") is None

@@ -199,10 +199,14 @@ class FirestoreCalibrations:
                     summed["correct"] += int(counts.get("correct", 0))
         return total
 
-    def outcomes(self, tenant: str, label: str, value: str | None = None) -> list[dict[str, Any]]:
+    def outcomes(
+        self, tenant: str, label: str, value: str | None = None, *, at_least: float | None = None
+    ) -> list[dict[str, Any]]:
         query: Any = self._document(tenant).collection("outcomes").where(filter=FieldFilter("label", "==", label))
         if value is not None:
             query = query.where(filter=FieldFilter("value", "==", value))
+        if at_least is not None:  # infra/firestore.tf: the index on label, value and probability
+            query = query.where(filter=FieldFilter("probability", ">=", at_least))
         with _translated("query"):
             return [s.to_dict() for s in query.stream(retry=self._retry, timeout=self._timeout)]
 
@@ -212,7 +216,9 @@ class FirestoreCalibrations:
         bar = dict(fitted.thresholds.get(value) or {}) if fitted else {}
         if calibration is None or bar.get("threshold") is None:
             return None
-        live = [(float(o["probability"]), int(bool(o["correct"]))) for o in self.outcomes(tenant, label, value)]
+        # Only outcomes at or above the bar: below it they neither hold it nor choose a higher one.
+        above = self.outcomes(tenant, label, value, at_least=float(bar["threshold"]))
+        live = [(float(o["probability"]), int(bool(o["correct"]))) for o in above]
         record = self.fitted_record(tenant, label, value, calibration.fitted_at) + live
         checked = live_check(bar, record, target=calibration.target)
         if not checked.get("changed"):
