@@ -248,7 +248,7 @@ class FirestoreCalibrations:
                 "value": value,
                 "threshold_before": bar.get("threshold"),
                 "threshold_after": checked.get("threshold"),
-                "measured": f"{correct}/{len(live)}",
+                "measured_at_or_above_bar": f"{correct}/{len(live)}",
                 "lower95": round(wilson_lower(correct, len(live)), 4) if live else None,
                 "target": calibration.target,
             },
