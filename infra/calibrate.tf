@@ -1,4 +1,4 @@
-# The scheduled refit of the calibrated decision (README, "Answering at a promised precision"):
+# The scheduled refit of the calibrated decision (README, "The precision promise"):
 # a Cloud Run job on the backfill image runs
 #   triage calibrate --from-memory --all-tenants --taxonomy
 # which fits every tenant's per-category bars on what its memory holds (the classifier's and
