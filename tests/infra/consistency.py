@@ -123,6 +123,28 @@ def block(value: Any) -> dict[str, Any]:
     return value or {}
 
 
+def _mixed_queries(adapters: list[Path]) -> list[tuple[str, set[str], set[str]]]:
+    """Per function of the Firestore adapters: the fields it filters on by equality and by range,
+    where it has both."""
+    mixed = []
+    for path in adapters:
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            equal: set[str] = set()
+            ranged: set[str] = set()
+            for call in ast.walk(function):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "FieldFilter":
+                    field, operator = (a.value if isinstance(a, ast.Constant) else None for a in call.args[:2])
+                    if isinstance(field, str) and operator in ("<", "<=", ">", ">="):
+                        ranged.add(field)
+                    elif isinstance(field, str) and operator == "==":
+                        equal.add(field)
+            if equal and ranged:
+                mixed.append((f"{path.name} {function.name}", equal, ranged))
+    return mixed
+
+
 def entry_points(main: Path) -> set[str]:
     tree = ast.parse(main.read_text(encoding="utf-8"))
     found = set()
@@ -309,15 +331,18 @@ def _dead_letters(terraform: Terraform) -> list[str]:
 
 def _firestore(terraform: Terraform, functions: Path) -> list[str]:
     """A composite index holding each equality the stores query on (the first field of one, or
-    the second of a two-equality query's)."""
+    the second of a two-equality query's); and, where a query adds a range to an equality, an
+    index holding both (Firestore refuses such a query without one)."""
     found = []
     adapters = sorted((functions / "triage" / "adapters").glob("firestore*.py"))
     store = "\n".join(path.read_text(encoding="utf-8") for path in adapters)
     queried = set(re.findall(r'FieldFilter\("([a-z_.]+)", "=="', store))
     indexed_fields = set()
+    indexes: list[set[str]] = []  # the fields of each composite index
     for index in terraform.resource("google_firestore_index").values():
         fields = index.get("fields", [])
-        first = (fields[0] if isinstance(fields, list) else fields).get("field_path", "")
+        fields = fields if isinstance(fields, list) else [fields]
+        first = fields[0].get("field_path", "") if fields else ""
         if first.startswith("${each.value"):
             # One resource per entry of a local table: read the table.
             local = _LOCAL.search(str(index.get("for_each", "")))
@@ -325,10 +350,16 @@ def _firestore(terraform: Terraform, functions: Path) -> list[str]:
             key = first.removeprefix("${each.value").removesuffix("}").lstrip(".")
             indexed_fields |= {entry[key] if key else entry for entry in table.values()}
             indexed_fields |= {entry["then"] for entry in table.values() if isinstance(entry, dict) and "then" in entry}
+            indexes += [{entry["equality"], entry["then"]} for entry in table.values() if isinstance(entry, dict)]
         else:
             indexed_fields.add(first)
+            indexes.append({str(f.get("field_path", "")) for f in fields})
     for field in sorted(queried - indexed_fields):
         found.append(f"the store queries on {field}, but no Firestore index starts with it")
+    for where, equal, ranged in _mixed_queries(adapters):
+        for pair in sorted((e, r) for e in equal for r in ranged):
+            if not any(set(pair) <= index for index in indexes):
+                found.append(f"{where} filters on {pair[0]} and a range of {pair[1]}, but no index holds both")
     if "expire_at" in store and not terraform.resource("google_firestore_field"):
         found.append("the store writes expire_at, but no TTL policy deletes expired records")
     return found

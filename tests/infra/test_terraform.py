@@ -377,6 +377,16 @@ MUTATIONS = {
         "--no-deps -e .",
     ),
     # The dashboards name only metrics that exist, and show every view.
+    "range-index-missing": (
+        "infra/firestore.tf",
+        """  fields {
+    field_path = "probability"
+    order      = "ASCENDING"
+  }
+""",
+        "",
+        "filters on label and a range of probability",
+    ),
     # The scheduled refit of the calibrated decision.
     "calibrate-unknown-option": (
         "infra/calibrate.tf",
