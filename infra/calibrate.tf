@@ -25,7 +25,7 @@ locals {
 resource "google_service_account" "calibrate_invoker" {
   count = local.calibrate ? 1 : 0
 
-  account_id   = "${var.name_prefix}-calibrate-run"
+  account_id   = "${var.name_prefix}-refit" # 30 characters at most with the longest prefix
   display_name = "Starts the scheduled calibration job (Cloud Scheduler)"
 }
 

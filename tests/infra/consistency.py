@@ -123,6 +123,22 @@ def block(value: Any) -> dict[str, Any]:
     return value or {}
 
 
+def _account_ids(terraform: Terraform) -> list[str]:
+    """Every service account's id fits Google's 6 to 30 characters with the longest name_prefix
+    its validation admits."""
+    condition = str(block(terraform.variables.get("name_prefix", {}).get("validation")).get("condition"))
+    bound = re.search(r"\{1,(\d+)\}", condition)
+    longest = int(bound.group(1)) + 1 if bound else 0
+    found = []
+    for name, account in terraform.resource("google_service_account").items():
+        account_id = str(account.get("account_id", ""))
+        suffix = account_id.removeprefix("${var.name_prefix}")
+        length = longest + len(suffix)
+        if suffix != account_id and not 6 <= length <= 30:
+            found.append(f"service account {name}: {account_id} is {length} characters at the longest prefix")
+    return found
+
+
 def _mixed_queries(adapters: list[Path]) -> list[tuple[str, set[str], set[str]]]:
     """Per function of the Firestore adapters: the fields it filters on by equality and by range,
     where it has both."""
@@ -272,6 +288,7 @@ def problems(infra: Path, functions: Path) -> list[str]:
     found += _vertex(terraform)
     found += _dead_letters(terraform)
     found += _firestore(terraform, functions)
+    found += _account_ids(terraform)
     return found
 
 

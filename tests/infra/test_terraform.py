@@ -377,6 +377,12 @@ MUTATIONS = {
         "--no-deps -e .",
     ),
     # The dashboards name only metrics that exist, and show every view.
+    "account-id-too-long": (
+        "infra/backfill.tf",
+        'account_id   = "${var.name_prefix}-backfill"',
+        'account_id   = "${var.name_prefix}-backfill-job"',
+        "characters at the longest prefix",
+    ),
     "range-index-missing": (
         "infra/firestore.tf",
         """  fields {
