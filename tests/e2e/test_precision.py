@@ -107,11 +107,20 @@ def audited(lane, ticket_id: str) -> dict:
     return wait_for(found, timeout=60)
 
 
-def memory_entry(calibrations, lane, ticket_id: str, *, source: str):
-    """The ticket's entry in the lane's memory record, once its labels come from ``source``."""
+@pytest.fixture(scope="module")
+def memory_records(audit_lane, infrastructure):
+    """The lane's memory record in Firestore, read from this process."""
     from triage.adapters.firestore_memory import FirestoreMemoryRecords
 
-    entry = FirestoreMemoryRecords(calibrations._client, lane.env["MEMORY_COLLECTION"]).get(ticket_id, tenant="default")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIRESTORE_EMULATOR_HOST", infrastructure.firestore_host)
+        client = firestore.Client(project=infrastructure.config.project)
+    return FirestoreMemoryRecords(client, audit_lane.env["MEMORY_COLLECTION"])
+
+
+def memory_entry(records, ticket_id: str, *, source: str):
+    """The ticket's entry in the memory record, once its labels come from ``source``."""
+    entry = records.get(ticket_id, tenant="default")
     return entry if entry is not None and entry.label_source.value == source else None
 
 
@@ -122,7 +131,7 @@ def precision_row(lane, category: str) -> dict:
 
 
 def test_an_audit_that_disagrees_tightens_the_category_and_the_next_ticket_goes_to_the_classifier(
-    audit_lane, calibrations, fake_gemini
+    audit_lane, calibrations, memory_records, fake_gemini
 ):
     script_fake(fake_gemini, [{"answer": {"category": "Software"}}])  # the audit's answer: the memory was wrong
     first = processed(audit_lane, "My Outlook calendar stopped syncing to my iPhone")
@@ -146,7 +155,7 @@ def test_an_audit_that_disagrees_tightens_the_category_and_the_next_ticket_goes_
     assert 'triage_memory_threshold_tightened_total{label="category",value="Email & Collaboration"} 1.0' in text
     assert 'result="wrong",source="audit",value="Email & Collaboration"' in text
     # The memory's entry for the ticket holds the classifier of record's labels: history to refit on.
-    entry = wait_for(lambda: memory_entry(calibrations, audit_lane, first["ticket_id"], source="model"))
+    entry = wait_for(lambda: memory_entry(memory_records, first["ticket_id"], source="model"))
     assert entry.labels.category == "Software"
 
     second = processed(audit_lane, "Outlook calendar will not sync to my iPhone anymore")

@@ -28,8 +28,6 @@ BATCH = 400  # writes per commit (Firestore allows 500)
 PAGE = 500
 Sources = frozenset[LabelSource]
 RELABEL_TRIES = 5  # a guarded relabel re-read after the entry changed under it
-
-
 _CAUGHT = (google_exceptions.GoogleAPIError, TimeoutError)
 _LOST_RACE = (google_exceptions.FailedPrecondition, google_exceptions.Aborted)  # a guarded write's entry changed
 

@@ -24,6 +24,8 @@ from .outcome import Action, Outcome
 
 log = logging.getLogger(__name__)
 
+ANSWERED = frozenset({LabelSource.MEMORY})  # the entries an audit may relabel: the memory's own guesses
+
 
 def audit(
     ticket_id: str,
@@ -108,9 +110,6 @@ def _relabel_entry(ticket: Ticket, labels: domain.Labels, memory: Memory) -> boo
     except (MemoryUnavailable, StoreUnavailable) as error:  # its record or its index
         log.warning("audit not written to the memory", extra={"ticket_id": ticket.ticket_id, "error": str(error)})
         return False
-
-
-ANSWERED = frozenset({LabelSource.MEMORY})  # the entries an audit may relabel: the memory's own guesses
 
 
 def record_outcomes(
