@@ -151,10 +151,12 @@ def test_evaluate_prints_one_table_of_figures(chroma_env, capsys):
     assert {"llm_calls_avoided", "memory_precision", "macro_f1"} <= set(systems["triage"])
     assert systems["tfidf_linear_svc"]["llm_calls_avoided"] is None
     assert 0 <= result["decision"]["category"]["ece"] <= 1
-    cli.main(["evaluate", str(SAMPLE), *COLUMNS, "--no-servicenow"])
+    cli.main(["evaluate", str(SAMPLE), *COLUMNS, "--no-servicenow", "--nightly", "150", "--audit-rate", "0.2"])
     table = capsys.readouterr().out
     assert "| triage: calibrated decision + local classifier" in table and "GPTCache-style" in table
     assert "today's fixed policy" in table and "ServiceNow-style" not in table and "| category " in table
+    assert "refit every 150 on its memory, audit 20%" in table and "refit every 150 on its memory, all known" in table
+    assert "nightly_audited" not in result["systems"]  # production's loop only when asked for
 
 
 def test_calibrate_stores_the_fitted_calibration(chroma_env, capsys):
@@ -247,6 +249,11 @@ def test_calibrate_plots_the_curve_with_the_chosen_point(chroma_env, capsys, tmp
 def test_a_missing_file_is_a_usage_error(capsys):
     assert cli.main(["evaluate", "nowhere.csv", *COLUMNS]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_an_audit_rate_outside_0_to_1_is_refused_before_any_work(capsys):
+    assert cli.main(["evaluate", str(SAMPLE), *COLUMNS, "--nightly", "100", "--audit-rate", "1.5"]) == 1
+    assert "--audit-rate between 0 and 1" in capsys.readouterr().err
 
 
 def test_reconcile_failed_and_replay_commands(emulator_env, capsys, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from tests.fakes import HashingEmbedder
 from triage.adapters.local_classifier import LocalEmbeddingClassifier
 from triage.domain import Labels
-from triage.offline import baselines, calibration, evaluation
+from triage.offline import baselines, calibration, evaluation, feedback_loop
 from triage.offline.datasets import LabelledRow, taxonomy_from_labels
 from triage.policy import MemoryPolicy
 
@@ -157,3 +157,34 @@ def test_the_servicenow_baseline_answers_only_from_earlier_fits():
     assert not bare.answered[:80].any() and not guarded.answered[:80].any()
     assert guarded.answered.sum() <= bare.answered.sum()  # the Wilson guard only takes answers away
     assert bare.figures().answered > 0
+
+
+def test_the_nightly_loop_refits_only_on_what_the_memory_holds_as_history():
+    rows, embeddings = synthetic(400)
+    prepared = evaluation.prepare(rows, embeddings, neighbours=20, seed=0)
+    taxonomy = taxonomy_from_labels(rows)
+    classifier = LocalEmbeddingClassifier(HashingEmbedder())
+    stream = calibration.stream_evidence(prepared, taxonomy, classifier, ["category"], refit=100)
+
+    def run(audit_rate: float) -> tuple[calibration.Replay, list[dict]]:
+        return feedback_loop.loop(
+            prepared, stream, taxonomy, classifier, ["category"], target=0.9, audit_rate=audit_rate, every=100,
+            neighbours=20,
+        )  # fmt: skip
+
+    known, known_nights = run(1.0)
+    assert [n["refit_at"] for n in known_nights] == [100, 200, 300]
+    assert not known.answered[:100].any() and known.answered[100:].any()
+    assert all(n["history"] == n["refit_at"] for n in known_nights)  # every outcome known: all of it
+    assert known.all_correct[known.answered].mean() >= 0.9
+    unaudited, nights = run(0.0)
+    assert nights[0]["history"] == 100
+    for night in nights:  # the memory's own answers are left out of the history, none audited
+        assert night["memory_answers_before"] == int(unaudited.answered[: night["refit_at"]].sum())
+        assert night["history"] == night["refit_at"] - night["memory_answers_before"]
+        assert night["memory_answers_in_history"] == 0
+    assert nights[-1]["memory_answers_before"] > 0
+    _, half = run(0.5)
+    assert 0 < half[-1]["memory_answers_in_history"] < half[-1]["memory_answers_before"]
+    with pytest.raises(ValueError):
+        run(1.5)

@@ -146,12 +146,19 @@ def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
 
     settings = bootstrap.settings()
     target, labels = _target_precision(arguments), _scored_labels(arguments)
+    rate = settings.memory_audit_rate if arguments.audit_rate is None else arguments.audit_rate
+    if arguments.nightly < 0 or not 0.0 <= rate <= 1.0:
+        raise ConfigurationError(
+            f"--nightly is 0 or more and --audit-rate between 0 and 1, got {arguments.nightly} and {rate}"
+        )
     rows, rejected, taxonomy, prepared, stream = _stream(arguments, labels)
     with progress_bar(len(rows), "stream replay") as bar:
         ours = calibration.replay(stream, target=target, progress=bar.update)
     threshold = arguments.baseline_threshold
-    memories = {
-        "triage": evaluation.StreamAnswers(ours.answered, {k: v.astype(bool) for k, v in ours.correct.items()}),
+    memories = {"triage": evaluation.StreamAnswers(ours.answered, {k: v.astype(bool) for k, v in ours.correct.items()})}
+    loops = _production_loops(arguments, prepared, stream, taxonomy, labels, target, rate) if arguments.nightly else {}
+    memories |= {name: answers for name, (answers, _) in loops.items()}
+    memories |= {
         "fixed_policy": baselines.fixed_policy(prepared, settings.memory_policy, labels),
         f"fixed_1nn_{threshold:.2f}": baselines.nearest_neighbour(prepared, threshold, labels),
     }
@@ -192,9 +199,45 @@ def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
         "systems": systems,
         "decision": calibration.label_figures(ours, cut),
     }
+    if loops:
+        result["nightly"] = {"every": arguments.nightly, "audit_rate": rate} | {n: ns for n, (_, ns) in loops.items()}
     if not arguments.json:
         print_evaluation(result, threshold)
     return result
+
+
+def _production_loops(
+    arguments: argparse.Namespace,
+    prepared: Any,
+    stream: Any,
+    taxonomy: Any,
+    labels: Sequence[str],
+    target: float,
+    rate: float,
+) -> dict[str, tuple[Any, list[dict[str, Any]]]]:
+    """Production's loop (``offline.feedback_loop``) at the audit rate, and with every outcome known."""
+    from ..offline import evaluation, feedback_loop
+
+    settings = bootstrap.settings()
+    loops = {}
+    for name, audit_rate in (("nightly_audited", rate), ("nightly_all_known", 1.0)):
+        with progress_bar(len(prepared.rows), f"nightly loop, audit {audit_rate:.0%}") as bar:
+            replayed, nights = feedback_loop.loop(
+                prepared,
+                stream,
+                taxonomy,
+                _local_classifier(),
+                labels,
+                target=target,
+                audit_rate=audit_rate,
+                every=arguments.nightly,
+                neighbours=settings.memory_neighbours,
+                seed=arguments.seed,
+                progress=bar.update,
+            )
+        answers = evaluation.StreamAnswers(replayed.answered, {k: v.astype(bool) for k, v in replayed.correct.items()})
+        loops[name] = (answers, nights)
+    return loops
 
 
 def calibrate(arguments: argparse.Namespace) -> dict[str, Any]:

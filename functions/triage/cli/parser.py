@@ -95,6 +95,21 @@ def parser() -> argparse.ArgumentParser:
         help="skip the ServiceNow-style baseline: its refits (12 SVM fits per label every 100 tickets) take most "
         "of the run on a few thousand tickets",
     )
+    evaluate.add_argument(
+        "--nightly",
+        type=int,
+        default=0,
+        metavar="TICKETS",
+        help="also replay production's loop: the decision refitted every TICKETS tickets as the nightly "
+        "calibrate --from-memory fits it, on what the memory holds as history (the classifier's tickets and the "
+        "audited memory answers), beside the same loop with every outcome known (default 0: skip)",
+    )
+    evaluate.add_argument(
+        "--audit-rate",
+        type=float,
+        default=None,
+        help="the share of memory answers audited in that loop (default: MEMORY_AUDIT_RATE)",
+    )
     evaluate.set_defaults(run=commands.evaluate)
 
     calibrate = subcommands.add_parser(

@@ -38,6 +38,10 @@ def print_evaluation(result: dict[str, Any], threshold: float) -> None:
         "servicenow_wilson": "  same, bars with a Wilson 95% bound",
         "tfidf_linear_svc": "TF-IDF + LinearSVC",
     }
+    if "nightly" in result:
+        every, rate = result["nightly"]["every"], result["nightly"]["audit_rate"]
+        names["nightly_audited"] = f"  refit every {every:,} on its memory, audit {rate:.0%}"
+        names["nightly_all_known"] = f"  refit every {every:,} on its memory, all known"
     systems, labels = result["systems"], result["labels"]
     tail = 1 - result["train_fraction"]
     print(
