@@ -151,6 +151,9 @@ def test_evaluate_prints_one_table_of_figures(chroma_env, capsys):
     assert {"llm_calls_avoided", "memory_precision", "macro_f1"} <= set(systems["triage"])
     assert systems["tfidf_linear_svc"]["llm_calls_avoided"] is None
     assert 0 <= result["decision"]["category"]["ece"] <= 1
+    ceiling = result["hindsight"]  # one bar chosen after the fact on the same probabilities
+    assert 0 <= ceiling["answered_share"] <= 1
+    assert ceiling["answered"] == 0 or ceiling["precision"] >= result["target_precision"]
     cli.main(["evaluate", str(SAMPLE), *COLUMNS, "--no-servicenow", "--nightly", "150", "--audit-rate", "0.2"])
     table = capsys.readouterr().out
     assert "| triage: calibrated decision + local classifier" in table and "GPTCache-style" in table

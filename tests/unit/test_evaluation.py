@@ -188,3 +188,20 @@ def test_the_nightly_loop_refits_only_on_what_the_memory_holds_as_history():
     assert 0 < half[-1]["memory_answers_in_history"] < half[-1]["memory_answers_before"]
     with pytest.raises(ValueError):
         run(1.5)
+
+
+def test_the_hindsight_bar_is_the_lowest_one_that_keeps_the_target_without_splitting_ties():
+    right = np.array([1, 1, 0, 1, 0], dtype=bool)
+    result = calibration.Replay(
+        answered=np.zeros(5, dtype=bool),
+        probability={"category": np.array([0.9, 0.8, 0.8, 0.7, 0.6]), "priority": np.array([1.0, 1.0, 0.9, 0.9, 1.0])},
+        label_answered={},
+        correct={"category": right, "priority": np.ones(5, dtype=bool)},
+        last=None,
+    )
+    loose = calibration.hindsight(result, 0.75, start=0)
+    assert (loose["answered"], loose["correct"], loose["bar"]) == (4, 3, 0.7)
+    assert loose["answered_share"] == 0.8 and loose["precision"] == 0.75
+    tight = calibration.hindsight(result, 0.8, start=0)  # 2 of the 0.8s would do, but the bar takes both
+    assert (tight["answered"], tight["bar"]) == (1, 0.9)
+    assert calibration.hindsight(result, 0.8, start=1)["answered"] == 0  # before the first fit: not counted

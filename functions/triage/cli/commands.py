@@ -198,6 +198,7 @@ def evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
         "policy": {k: v for k, v in vars(settings.memory_policy).items()},
         "systems": systems,
         "decision": calibration.label_figures(ours, cut),
+        "hindsight": calibration.hindsight(ours, target),
     }
     if loops:
         result["nightly"] = {"every": arguments.nightly, "audit_rate": rate} | {n: ns for n, (_, ns) in loops.items()}

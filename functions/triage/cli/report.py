@@ -105,6 +105,13 @@ def print_evaluation(result: dict[str, Any], threshold: float) -> None:
     if "all" in result["decision"]:
         print(f"| {'all (product)':<16} | {'':>16} | {'':>9} | {'':>10} | {result['decision']['all']['ece']:>5.3f} | "
               f"{'':>17} |")  # fmt: skip
+    ceiling = result.get("hindsight")
+    if ceiling and ceiling["answered"]:
+        print(
+            f"\nHindsight: one bar chosen after the fact on the same probabilities answers "
+            f"{ceiling['answered_share']:.1%} ({ceiling['answered']:,}) at {ceiling['precision']:.1%}: what the "
+            "probabilities' ranking allows one global bar."
+        )
     print(
         "\nLLM calls avoided: tickets with every scored label answered from memory (the count in brackets); memory "
         "precision:\nthose with every scored label right, with its Wilson 95% lower bound; last "

@@ -344,6 +344,26 @@ def label_figures(result: Replay, cut: int) -> dict[str, dict[str, Any]]:
     return figures
 
 
+def hindsight(result: Replay, target: float, start: int = REFIT) -> dict[str, Any]:
+    """The most one bar, chosen after the fact on the replay's own probabilities (every label's lowest,
+    from ``start`` on, where fits exist), answers at ``target`` precision: what the probabilities'
+    ranking allows one global bar, however it is chosen. A bar cannot split tied probabilities."""
+    joint = np.min(np.vstack(list(result.probability.values())), axis=0)[start:]
+    right = result.all_correct[start:].astype(int)
+    order = np.argsort(-joint, kind="stable")
+    ranked, correct = joint[order], np.cumsum(right[order])
+    best = {"answered": 0, "correct": 0, "bar": None}
+    for k in range(1, len(ranked) + 1):
+        if (k == len(ranked) or ranked[k] != ranked[k - 1]) and correct[k - 1] >= target * k:
+            best = {"answered": k, "correct": int(correct[k - 1]), "bar": round(float(ranked[k - 1]), 4)}
+    total = len(result.answered)
+    answered = best["answered"]
+    return best | {
+        "answered_share": round(answered / total, 4) if total else 0.0,
+        "precision": round(best["correct"] / answered, 4) if answered else None,
+    }
+
+
 def bars(calibration: Calibration) -> dict[str, dict[str, dict[str, Any]]]:
     """Per label and value (and "*", the pooled bar): the bar and what it answered of the
     history it was fitted on (cross-fitted), without the record."""
