@@ -76,12 +76,17 @@ def audit_lane(infrastructure, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def calibrations(audit_lane, infrastructure):
-    """The lane's calibrations, read and written from this process as `triage calibrate` would."""
+def emulator_client(infrastructure):
+    """A Firestore client of this process on the stack's emulator."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FIRESTORE_EMULATOR_HOST", infrastructure.firestore_host)
-        client = firestore.Client(project=infrastructure.config.project)
-    store = FirestoreCalibrations(client, audit_lane.env["CALIBRATION_COLLECTION"], cache_seconds=0)
+        return firestore.Client(project=infrastructure.config.project)
+
+
+@pytest.fixture(scope="module")
+def calibrations(audit_lane, emulator_client):
+    """The lane's calibrations, read and written from this process as `triage calibrate` would."""
+    store = FirestoreCalibrations(emulator_client, audit_lane.env["CALIBRATION_COLLECTION"], cache_seconds=0)
     store.save(
         Calibration(
             tenant="default",
@@ -108,14 +113,11 @@ def audited(lane, ticket_id: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def memory_records(audit_lane, infrastructure):
+def memory_records(audit_lane, emulator_client):
     """The lane's memory record in Firestore, read from this process."""
     from triage.adapters.firestore_memory import FirestoreMemoryRecords
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIRESTORE_EMULATOR_HOST", infrastructure.firestore_host)
-        client = firestore.Client(project=infrastructure.config.project)
-    return FirestoreMemoryRecords(client, audit_lane.env["MEMORY_COLLECTION"])
+    return FirestoreMemoryRecords(emulator_client, audit_lane.env["MEMORY_COLLECTION"])
 
 
 def memory_entry(records, ticket_id: str, *, source: str):

@@ -293,28 +293,41 @@ class Replay:
     def all_correct(self) -> np.ndarray:
         return np.logical_and.reduce([c.astype(bool) for c in self.correct.values()])
 
+    @classmethod
+    def undecided(cls, stream: Stream) -> Replay:
+        """Nothing decided yet: the arrays ``decide`` fills block by block."""
+        count, names = len(stream), list(stream.labels)
+        return cls(
+            answered=np.zeros(count, dtype=bool),
+            probability={label: np.zeros(count) for label in names},
+            label_answered={label: np.zeros(count, dtype=bool) for label in names},
+            correct={label: stream.labels[label].correct for label in names},
+            last=None,
+        )
+
+
+def decide(result: Replay, stream: Stream, calibration: Calibration, start: int, stop: int) -> None:
+    """Tickets ``start``..``stop``-1 decided by ``decision.judge`` with ``calibration``, into
+    ``result``'s arrays: a ticket avoids the LLM only with every label answered."""
+    for index in range(start, stop):
+        verdict = judge(stream.neighbours[index], stream.evidence[index], calibration)
+        for label, said in verdict.labels.items():
+            result.probability[label][index] = said.probability
+            result.label_answered[label][index] = said.answered
+        result.answered[index] = verdict.answered and set(verdict.labels) == set(result.correct)
+
 
 def replay(
     stream: Stream, *, target: float, z: float = Z, refit: int = REFIT, progress: Progress | None = None
 ) -> Replay:
     count = len(stream)
-    names = list(stream.labels)
-    probability = {label: np.zeros(count) for label in names}
-    label_answered = {label: np.zeros(count, dtype=bool) for label in names}
-    answered = np.zeros(count, dtype=bool)
-    calibration = None
+    result, calibration = Replay.undecided(stream), None
     for start in range(refit, count, refit):
         calibration, _ = fit(stream, tenant=TENANT, target=target, stop=start, z=z, record_limit=None)
-        for index in range(start, min(start + refit, count)):
-            verdict = judge(stream.neighbours[index], stream.evidence[index], calibration)
-            for label, said in verdict.labels.items():
-                probability[label][index] = said.probability
-                label_answered[label][index] = said.answered
-            answered[index] = verdict.answered and set(verdict.labels) == set(names)
+        decide(result, stream, calibration, start, min(start + refit, count))
         if progress:
             progress(min(refit, count - start))
-    correct = {label: stream.labels[label].correct for label in names}
-    return Replay(answered, probability, label_answered, correct, calibration)
+    return dataclasses.replace(result, last=calibration)
 
 
 # --------------------------------------------------------------------------- figures

@@ -11,7 +11,8 @@ history its next bars are fitted on, and more so the more it answers.
 calibration is fitted again, as ``calibrate --from-memory`` fits it (the history in its own
 seed-order stream, the features from neighbours within it, every label and value's bar), on the
 earlier tickets the memory would hold as history; the next ``every`` tickets are decided with it
-by ``decision.judge`` on the evidence the worker had (its neighbours among every earlier ticket).
+by ``calibration.decide`` (``decision.judge``) on the evidence the worker had (its neighbours
+among every earlier ticket).
 Run with ``audit_rate`` 1 it is the same loop with every outcome known: the difference between
 the two is the audit sample's effect alone. Nothing is answered before the first refit.
 
@@ -21,14 +22,14 @@ in production a memory answer is stored under the memory's labels (right at the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..decision import judge
 from ..domain import Taxonomy
-from .calibration import TENANT, Progress, Replay, Stream, fit, stream_evidence
+from .calibration import TENANT, Progress, Replay, Stream, decide, fit, stream_evidence
 from .evaluation import Prepared, prepare
 
 
@@ -52,12 +53,9 @@ def loop(
         raise ValueError("audit_rate is between 0 and 1, every at least 1")
     count = len(stream)
     audited = np.random.default_rng(seed).random(count) < audit_rate
-    names = list(stream.labels)
-    probability = {label: np.zeros(count) for label in names}
-    label_answered = {label: np.zeros(count, dtype=bool) for label in names}
-    answered = np.zeros(count, dtype=bool)
+    result, calibration = Replay.undecided(stream), None
+    answered = result.answered
     nights: list[dict[str, Any]] = []
-    calibration = None
     for start in range(every, count, every):
         known = [i for i in range(start) if not answered[i] or audited[i]]
         history = prepare(
@@ -67,23 +65,16 @@ def loop(
             stream_evidence(history, taxonomy, classifier, labels), tenant=TENANT, target=target, record_limit=None
         )
         stop = min(start + every, count)
-        for index in range(start, stop):
-            verdict = judge(stream.neighbours[index], stream.evidence[index], calibration)
-            for label, said in verdict.labels.items():
-                probability[label][index] = said.probability
-                label_answered[label][index] = said.answered
-            answered[index] = verdict.answered and set(verdict.labels) == set(names)
-        memory_answers = int(answered[:start].sum())
+        decide(result, stream, calibration, start, stop)
         nights.append(
             {
                 "refit_at": start,
                 "history": len(known),
-                "memory_answers_before": memory_answers,
+                "memory_answers_before": int(answered[:start].sum()),
                 "memory_answers_in_history": int((answered[:start] & audited[:start]).sum()),
                 "answered_next": round(float(answered[start:stop].mean()), 4),
             }
         )
         if progress:
             progress(stop - start)
-    correct = {label: stream.labels[label].correct for label in names}
-    return Replay(answered, probability, label_answered, correct, calibration), nights
+    return dataclasses.replace(result, last=calibration), nights
