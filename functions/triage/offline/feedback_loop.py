@@ -18,6 +18,7 @@ the two is the audit sample's effect alone. Nothing is answered before the first
 
 Approximation: every earlier ticket is in memory under its true label (as in ``replay``), where
 in production a memory answer is stored under the memory's labels (right at the target's rate).
+Like ``calibration``, it reads and fits only: it must never touch the memory or a store.
 """
 
 from __future__ import annotations
